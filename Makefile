@@ -1,0 +1,103 @@
+# Kefu: `make demo` runs everything, `make test` checks everything. `make help` lists targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON310 ?= $(shell for p in python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) /usr/bin/python3.10; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
+PYTHON311 ?= $(shell for p in python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) /usr/bin/python3.11; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null && { echo "$$p"; break; }; done)
+
+RASA_VENV := .venv-rasa
+APP_VENV := .venv-app
+RASA := $(RASA_VENV)/bin/rasa
+APP_PY := $(APP_VENV)/bin/python
+KEFU := $(APP_VENV)/bin/kefu
+WEBCHAT := var/webchat/webchat.js
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- install
+.PHONY: install install-rasa install-app install-web install-browser
+install: install-rasa install-app install-web install-browser ## Build both runtimes, web assets and the test browser (idempotent)
+
+install-rasa: $(RASA_VENV)/.installed ## Rasa runtime (Python 3.10): rasa, channels, NLU components
+$(RASA_VENV)/.installed: requirements/rasa.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: set PYTHON310=/path/to/python3.10"; exit 1; }
+	@test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --upgrade pip wheel "setuptools<71"
+	$(RASA_VENV)/bin/pip install --quiet -r requirements/rasa.txt
+	touch $@
+
+install-app: $(APP_VENV)/.installed ## App runtime (Python 3.11): actions, web service, kefu CLI
+$(APP_VENV)/.installed: requirements/app.txt pyproject.toml
+	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found: set PYTHON311=/path/to/python3.11"; exit 1; }
+	@test -x $(APP_PY) || $(PYTHON311) -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install --quiet --upgrade pip wheel
+	$(APP_VENV)/bin/pip install --quiet -r requirements/app.txt
+	$(APP_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+install-web: $(WEBCHAT) ## rasa-webchat from npm, Google-fonts import stripped
+$(WEBCHAT): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(dir $@)
+	sed -E 's#@import url\(https?://fonts\.googleapis\.com[^)]*\);?##g' node_modules/rasa-webchat/lib/index.js > $@.tmp
+	! grep -q fonts.googleapis.com $@.tmp
+	mv $@.tmp $@
+
+install-browser: ## Debian chromium for the real-browser tests
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
+
+# ---------------------------------------------------------------- run
+.PHONY: demo train seed
+demo: install ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
+	$(KEFU) demo
+
+train: install-rasa install-app ## Train the Rasa model if config, domain or data changed
+	$(KEFU) train
+
+seed: install-app ## Migrate the app database and load the demo orders
+	$(KEFU) db seed
+
+# ---------------------------------------------------------------- quality
+.PHONY: test lint validate test-unit test-conversations test-e2e eval
+test: install lint validate test-unit train test-conversations test-e2e ## Everything CI runs
+
+lint: install-app ## ruff and mypy
+	$(APP_VENV)/bin/ruff check .
+	$(APP_VENV)/bin/ruff format --check .
+	$(APP_VENV)/bin/mypy bot actions knowledge_index
+
+validate: install-rasa ## rasa data validate (domain, data, stories)
+	@mkdir -p var/logs
+	$(RASA) data validate --data data/nlu data/stories data/rules --domain domain.yml --config config.yml > var/logs/validate.log 2>&1 \
+		|| { tail -n 30 var/logs/validate.log; exit 1; }
+	@echo "rasa data validate: ok (details in var/logs/validate.log)"
+
+test-unit: install ## Unit tests of both runtimes
+	$(RASA_VENV)/bin/python -m pytest -q tests/rasa_runtime
+	$(APP_PY) -m pytest -q tests/app
+
+test-conversations: train ## The test conversations in tests/conversations via rasa test
+	$(RASA) test core --model $$($(APP_PY) -c 'from bot.settings import get_settings; from bot.training import model_path; print(model_path(get_settings()))') \
+		--stories tests/conversations --out var/eval/conversations --fail-on-prediction-errors
+	@echo "All test conversations passed."
+
+test-e2e: install train ## Live servers over REST, then a real browser (chromium)
+	$(APP_PY) -m pytest -q tests/e2e
+
+eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 >= 0.90)
+	$(KEFU) eval
+
+# ---------------------------------------------------------------- benchmarks
+.PHONY: bench-chat
+bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
+	$(KEFU) bench chat
+
+.PHONY: clean
+clean: ## Remove models, databases and logs under var/ (keeps the venvs)
+	rm -rf var/models var/data var/rasa var/logs var/eval var/bench

@@ -1,0 +1,94 @@
+"""Two-stage fallback: ask to rephrase with suggestions, then offer a human."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+FALLBACK_INTENT = "nlu_fallback"
+MAX_SUGGESTIONS = 3
+
+SUGGESTIONS: dict[str, tuple[str, str]] = {
+    "order_status": ("查询订单", "Track an order"),
+    "logistics_issue": ("物流问题", "Delivery problem"),
+    "return_refund": ("退换货/退款", "Returns and refunds"),
+    "invoice": ("开发票", "Invoices"),
+    "payment_issue": ("支付问题", "Payment problem"),
+    "account_membership": ("账户与会员", "Account and membership"),
+    "product_question": ("商品咨询", "Product question"),
+    "ask_ticket_progress": ("工单进度", "Ticket progress"),
+    "complain": ("我要投诉", "Make a complaint"),
+    "ask_human": ("转人工", "Talk to a person"),
+}
+"""Intents worth suggesting, with their button titles (Chinese, English)."""
+
+DEFAULT_SUGGESTIONS = ["order_status", "return_refund", "ask_human"]
+
+
+def consecutive_misses(events: list[dict[str, Any]]) -> int:
+    """How many of the latest customer messages in a row were not understood."""
+    misses = 0
+    for event in reversed(events):
+        if event.get("event") != "user":
+            continue
+        intent = (event.get("parse_data") or {}).get("intent") or {}
+        if intent.get("name") != FALLBACK_INTENT:
+            break
+        misses += 1
+    return misses
+
+
+def is_unreadable(latest_message: dict[str, Any]) -> bool:
+    """True when the input guard (rasa_addons/input_guard.py) found no readable text.
+
+    The guard is the only source of `nlu_fallback` with confidence 1.0; the
+    FallbackClassifier reports its threshold instead.
+    """
+    intent = latest_message.get("intent") or {}
+    return intent.get("name") == FALLBACK_INTENT and intent.get("confidence") == 1.0
+
+
+def suggestion_buttons(intent_ranking: list[dict[str, Any]], language: str) -> list[dict[str, str]]:
+    """Up to three likely topics from the NLU ranking, padded with common ones."""
+    ranked = [item.get("name") for item in intent_ranking]
+    chosen: list[str] = []
+    for name in [*ranked, *DEFAULT_SUGGESTIONS]:
+        if name in SUGGESTIONS and name not in chosen:
+            chosen.append(name)
+        if len(chosen) == MAX_SUGGESTIONS:
+            break
+    index = 1 if language == "en" else 0
+    return [{"title": SUGGESTIONS[name][index], "payload": f"/{name}"} for name in chosen]
+
+
+class ActionFallback(Action):
+    """First miss: rephrase with suggestions. Second miss in a row: offer a human."""
+
+    def name(self) -> str:
+        """Action name used in domain.yml and config.yml."""
+        return "action_fallback"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[EventType]:
+        """Chooses the fallback stage from the conversation so far."""
+        if is_unreadable(tracker.latest_message):
+            dispatcher.utter_message(response="utter_unsupported_input")
+            return []
+        if consecutive_misses(tracker.events) >= 2:
+            return [FollowupAction("utter_offer_human")]
+        dispatcher.utter_message(
+            response="utter_ask_rephrase",
+            buttons=suggestion_buttons(
+                tracker.latest_message.get("intent_ranking") or [],
+                tracker.get_slot("language") or "zh",
+            ),
+        )
+        return []

@@ -1,0 +1,126 @@
+"""Order lookup: the order number form's validation and the status answer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from functools import lru_cache
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.db import Order, make_engine
+from bot.orders import InvalidOrderNumber, OrderStore, normalize_order_number
+from bot.settings import get_settings
+
+ORDER_NUMBER_SLOT = "order_number"
+ATTEMPTS_SLOT = "invalid_order_number_attempts"
+_ATTEMPT = re.compile(r"(?:[Kk][Ff])?[\d\s-]{4,}\d")
+_INTENTS_GIVING_NUMBERS = {"inform", "order_status", "nlu_fallback"}
+
+
+@lru_cache(maxsize=1)
+def order_store() -> OrderStore:
+    """The order store on the app database, created on first use."""
+    return OrderStore(make_engine(get_settings().database_url))
+
+
+def order_number_attempt(text: str) -> str | None:
+    """The part of `text` that looks like an attempt at an order number, if any.
+
+    Twelve bare digits get the `KF` prefix, so customers may omit it.
+    """
+    match = _ATTEMPT.search(text)
+    if match is None:
+        return None
+    attempt = match.group(0).strip()
+    digits = re.sub(r"[\s-]", "", attempt)
+    return f"KF{digits}" if re.fullmatch(r"\d{12}", digits) else attempt
+
+
+class ValidateOrderStatusForm(FormValidationAction):
+    """Accepts only well-formed order numbers; offers a human after two bad ones."""
+
+    def name(self) -> str:
+        """Action name used in domain.yml."""
+        return "validate_order_status_form"
+
+    async def extract_order_number(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """Takes malformed numbers too, so that validation can explain the format."""
+        if tracker.get_slot("requested_slot") != ORDER_NUMBER_SLOT:
+            return {}
+        if any(e.get("entity") == ORDER_NUMBER_SLOT for e in tracker.latest_message["entities"]):
+            return {}
+        if tracker.get_intent_of_latest_message() not in _INTENTS_GIVING_NUMBERS:
+            return {}
+        attempt = order_number_attempt(tracker.latest_message.get("text") or "")
+        return {ORDER_NUMBER_SLOT: attempt} if attempt else {}
+
+    def validate_order_number(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """Canonicalises the number or explains the expected format."""
+        try:
+            number = normalize_order_number(str(value))
+        except InvalidOrderNumber:
+            attempts = int(tracker.get_slot(ATTEMPTS_SLOT) or 0) + 1
+            dispatcher.utter_message(
+                response="utter_invalid_order_number_offer_human"
+                if attempts >= 2
+                else "utter_invalid_order_number"
+            )
+            return {ORDER_NUMBER_SLOT: None, ATTEMPTS_SLOT: attempts}
+        return {ORDER_NUMBER_SLOT: number, ATTEMPTS_SLOT: 0}
+
+
+def order_facts(order: Order, language: str) -> dict[str, str]:
+    """The values the order status responses interpolate, in the customer's language."""
+    english = language == "en"
+    return {
+        "order_number": order.number,
+        "product": order.product_en if english else order.product_zh,
+        "amount": f"¥{order.amount_cents / 100:,.2f}",
+        "carrier": (order.carrier_en if english else order.carrier_zh) or "",
+        "tracking_number": order.tracking_number or "",
+        "eta": order.eta.isoformat() if order.eta else "",
+        "delivered_at": order.delivered_at.strftime("%Y-%m-%d %H:%M") if order.delivered_at else "",
+    }
+
+
+class ActionOrderStatus(Action):
+    """Tells the customer where the order in the `order_number` slot is."""
+
+    def name(self) -> str:
+        """Action name used in domain.yml."""
+        return "action_order_status"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[EventType]:
+        """Looks the order up (in a worker thread) and utters its status response."""
+        number = tracker.get_slot(ORDER_NUMBER_SLOT)
+        if not number:
+            dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        order = await asyncio.to_thread(order_store().find, number)
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found", order_number=number)
+        else:
+            dispatcher.utter_message(
+                response=f"utter_order_status_{order.status.value}",
+                **order_facts(order, tracker.get_slot("language") or "zh"),
+            )
+        # Forget the number so that the next lookup asks again instead of reusing it.
+        return [SlotSet(ORDER_NUMBER_SLOT, None)]

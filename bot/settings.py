@@ -1,0 +1,135 @@
+"""Kefu's configuration: one typed object read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: config.yml, domain.yml and data/ live here."""
+
+LOCAL_RASA_TOKEN = "kefu-local-token"  # noqa: S105 (refused in production)
+"""The Rasa API token of local runs; refused when `KEFU_ENV=production`."""
+
+
+class SettingsError(ValueError):
+    """The configuration is unsafe or inconsistent."""
+
+
+class Settings(BaseSettings):
+    """Every setting of Kefu. Environment variables are `KEFU_<FIELD NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", extra="ignore")
+
+    env: Literal["local", "production"] = "local"
+    host: str = Field("127.0.0.1", description="Interface every Kefu server binds to.")
+    web_port: int = Field(8000, description="Web chat page (and later the agent desk).")
+    rasa_port: int = Field(5005, description="Rasa server: channels and HTTP API.")
+    actions_port: int = Field(5055, description="rasa-sdk action server.")
+    rasa_public_url: str = Field(
+        "", description="Rasa URL as browsers reach it; default http://HOST:RASA_PORT."
+    )
+    rasa_token: str = Field(LOCAL_RASA_TOKEN, description="Auth token of Rasa's HTTP API.")
+    var_dir: Path = Field(PROJECT_ROOT / "var", description="Models, databases, logs, downloads.")
+    database_url: str = Field(
+        "", description="App database; default sqlite:///VAR_DIR/data/kefu.db."
+    )
+    tracker_store_url: str = Field(
+        "", description="Rasa conversations; default sqlite:///VAR_DIR/rasa/tracker.db."
+    )
+    event_broker_url: str = Field(
+        "", description="Rasa event broker; default sqlite:///VAR_DIR/rasa/events.db."
+    )
+    lock_store_url: str = Field(
+        "memory://", description="Rasa lock store: memory:// or redis://host:6379/0."
+    )
+    rasa_bin: Path = Field(
+        PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa", description="The Rasa runtime's CLI."
+    )
+    app_python: Path = Field(
+        PROJECT_ROOT / ".venv-app" / "bin" / "python", description="The app runtime."
+    )
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_refuse_placeholders(self) -> Settings:
+        self.var_dir = self.var_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'data' / 'kefu.db'}"
+        if not self.tracker_store_url:
+            self.tracker_store_url = f"sqlite:///{self.var_dir / 'rasa' / 'tracker.db'}"
+        if not self.event_broker_url:
+            self.event_broker_url = f"sqlite:///{self.var_dir / 'rasa' / 'events.db'}"
+        if not self.rasa_public_url:
+            self.rasa_public_url = f"http://{self.host}:{self.rasa_port}"
+        if self.env == "production" and (
+            self.rasa_token == LOCAL_RASA_TOKEN or len(self.rasa_token) < 16
+        ):
+            raise SettingsError(
+                "KEFU_RASA_TOKEN must be set to a secret of at least 16 characters "
+                f"in production (try: {secrets.token_urlsafe(24)})."
+            )
+        if self.tracker_store_url == self.event_broker_url:
+            raise SettingsError(
+                "The tracker store and the event broker both name a table 'events': "
+                "give them separate databases."
+            )
+        return self
+
+    @property
+    def rasa_url(self) -> str:
+        """Rasa's URL for Kefu's own servers."""
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def action_endpoint_url(self) -> str:
+        """The action server's webhook, as Rasa calls it."""
+        return f"http://{self.host}:{self.actions_port}/webhook"
+
+    @property
+    def web_url(self) -> str:
+        """The web chat page."""
+        return f"http://{self.host}:{self.web_port}/"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained Rasa models, named by the fingerprint of their inputs."""
+        return self.var_dir / "models"
+
+    @property
+    def webchat_dir(self) -> Path:
+        """The rasa-webchat bundle prepared by `make install` (fonts import stripped)."""
+        return self.var_dir / "webchat"
+
+    def create_sqlite_folders(self) -> None:
+        """Creates the folders of every SQLite database the settings name."""
+        for url in (self.database_url, self.tracker_store_url, self.event_broker_url):
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as `KEFU_*` variables, so child processes see the same configuration."""
+        return {
+            f"KEFU_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
+    def rasa_environment(self) -> dict[str, str]:
+        """The variables `endpoints.yml` reads, for the Rasa process."""
+        return {
+            "KEFU_ACTION_ENDPOINT_URL": self.action_endpoint_url,
+            "KEFU_TRACKER_STORE_URL": self.tracker_store_url,
+            "KEFU_EVENT_BROKER_URL": self.event_broker_url,
+            "KEFU_LOCK_STORE_URL": self.lock_store_url,
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return Settings()

@@ -1,0 +1,60 @@
+"""Trains the Rasa model only when its inputs changed (content fingerprint)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from bot.settings import PROJECT_ROOT, Settings
+
+TRAINING_DATA = ("data/nlu", "data/stories", "data/rules")
+MODEL_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA, "data/jieba", "rasa_addons")
+"""Everything that changes the trained model: config, domain, data and custom components."""
+
+
+class TrainingError(RuntimeError):
+    """`rasa train` failed; its log names the cause."""
+
+
+def fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """SHA-256 over the paths and contents of every model input under `root`."""
+    digest = hashlib.sha256()
+    for name in MODEL_INPUTS:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.suffix == ".pyc" or "__pycache__" in file.parts:
+                continue
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(b"\0")
+            digest.update(file.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def model_path(settings: Settings, root: Path = PROJECT_ROOT) -> Path:
+    """Where the model for the current inputs is (or will be) stored."""
+    return settings.models_dir / f"kefu-{fingerprint(root)[:16]}.tar.gz"
+
+
+def ensure_model(settings: Settings, root: Path = PROJECT_ROOT) -> tuple[Path, bool]:
+    """Returns the model for the current inputs and whether it had to be trained."""
+    target = model_path(settings, root)
+    if target.exists():
+        return target, False
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.var_dir / "logs" / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(settings.rasa_bin), "train",
+        "--config", "config.yml", "--domain", "domain.yml",
+        "--data", *TRAINING_DATA,
+        "--out", str(settings.models_dir),
+        "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        result = subprocess.run(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not target.exists():
+        raise TrainingError(f"rasa train failed (exit {result.returncode}); see {log_path}")
+    return target, True

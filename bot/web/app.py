@@ -1,0 +1,39 @@
+"""Builds the FastAPI application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import RequestResponseEndpoint
+
+from bot.settings import Settings, get_settings
+from bot.web.routes import chat, health
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The web service for `settings` (the environment's by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Kefu", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.include_router(health.router)
+    app.include_router(chat.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(
+        "/vendor/webchat",
+        StaticFiles(directory=settings.webchat_dir, check_dir=False),
+        name="webchat",
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return app

@@ -1,0 +1,88 @@
+"""Event broker and lock store chosen by a single URL each, so switching needs no YAML edit.
+
+`endpoints.yml` points Rasa at these factories; the URL scheme picks the backend:
+
+| URL | backend |
+|---|---|
+| `sqlite:///var/rasa/events.db`, `postgresql://user:pw@host/db` | Rasa's `SQLEventBroker` |
+| `kafka://host:9092/topic` | Rasa's `KafkaEventBroker` (PLAINTEXT) |
+| `amqp://user:pw@host:5672/queue` | Rasa's `PikaEventBroker` (RabbitMQ) |
+| `memory://` (lock store) | `InMemoryLockStore`, one process |
+| `redis://[:pw@]host:6379/db` (lock store) | `RedisLockStore`, several processes |
+"""
+
+from __future__ import annotations
+
+from asyncio import AbstractEventLoop
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
+
+
+class StoreUrlError(ValueError):
+    """A store URL whose scheme or form Kefu does not support."""
+
+
+class UrlEventBroker(EventBroker):
+    """Factory: `from_endpoint_config` returns the broker the URL's scheme names."""
+
+    @classmethod
+    async def from_endpoint_config(
+        cls,
+        broker_config: EndpointConfig,
+        event_loop: AbstractEventLoop | None = None,
+    ) -> EventBroker | None:
+        """Builds the concrete broker for `broker_config.url`, or none for an empty URL."""
+        url = (broker_config.url or "").strip()
+        if not url:
+            return None
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        if scheme in ("sqlite", "postgresql", "postgres"):
+            from rasa.core.brokers.sql import SQLEventBroker
+
+            return SQLEventBroker(host=url)
+        if scheme == "kafka":
+            from rasa.core.brokers.kafka import KafkaEventBroker
+
+            topic = parts.path.strip("/") or "rasa_core_events"
+            return KafkaEventBroker(parts.netloc, topic=topic, security_protocol="PLAINTEXT")
+        if scheme in ("amqp", "pika"):
+            from rasa.core.brokers.pika import PikaEventBroker
+
+            broker = PikaEventBroker(
+                host=parts.hostname or "localhost",
+                username=unquote(parts.username or "guest"),
+                password=unquote(parts.password or "guest"),
+                port=parts.port or 5672,
+                queues=[parts.path.strip("/") or "rasa_core_events"],
+                event_loop=event_loop,
+            )
+            await broker.connect()
+            return broker
+        raise StoreUrlError(f"Unsupported event broker URL scheme: {parts.scheme!r}")
+
+
+class UrlLockStore(LockStore):
+    """Factory: instantiating it returns the lock store the URL's scheme names."""
+
+    def __new__(  # type: ignore[misc]
+        cls, endpoint_config: EndpointConfig | None = None, **_: Any
+    ) -> LockStore:
+        """Returns an in-memory lock store or a Redis lock store."""
+        url = ((endpoint_config.url if endpoint_config else None) or "").strip()
+        parts = urlsplit(url)
+        if not url or parts.scheme == "memory":
+            return InMemoryLockStore()
+        if parts.scheme in ("redis", "rediss"):
+            return RedisLockStore(
+                host=parts.hostname or "localhost",
+                port=parts.port or 6379,
+                db=int(parts.path.strip("/") or 0),
+                password=unquote(parts.password) if parts.password else None,
+                use_ssl=parts.scheme == "rediss",
+            )
+        raise StoreUrlError(f"Unsupported lock store URL scheme: {parts.scheme!r}")

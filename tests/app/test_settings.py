@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.settings import LOCAL_RASA_TOKEN, Settings
+
+
+def test_local_defaults_live_under_var(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path}/data/kefu.db"
+    assert settings.tracker_store_url.endswith("rasa/tracker.db")
+    assert settings.event_broker_url.endswith("rasa/events.db")
+    assert settings.rasa_public_url == "http://127.0.0.1:5005"
+    assert (
+        settings.rasa_environment()["KEFU_ACTION_ENDPOINT_URL"] == "http://127.0.0.1:5055/webhook"
+    )
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_RASA_PORT", "6005")
+    monkeypatch.setenv("KEFU_LOCK_STORE_URL", "redis://127.0.0.1:6379/0")
+    settings = Settings()
+    assert settings.rasa_url == "http://127.0.0.1:6005"
+    assert settings.rasa_environment()["KEFU_LOCK_STORE_URL"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize("token", [LOCAL_RASA_TOKEN, "short"])
+def test_production_refuses_placeholder_tokens(token: str) -> None:
+    with pytest.raises(ValidationError, match="KEFU_RASA_TOKEN"):
+        Settings(env="production", rasa_token=token)
+
+
+def test_production_accepts_a_real_secret() -> None:
+    assert Settings(env="production", rasa_token="s" * 32).env == "production"
+
+
+def test_tracker_store_and_broker_must_differ() -> None:
+    with pytest.raises(ValidationError, match="separate databases"):
+        Settings(tracker_store_url="sqlite:///x.db", event_broker_url="sqlite:///x.db")

@@ -1,0 +1,26 @@
+"""A tiny REST client for the live bot."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+
+class Chat:
+    """One conversation over Rasa's REST channel."""
+
+    def __init__(self, rasa_url: str, sender: str | None = None) -> None:
+        self.url = f"{rasa_url}/webhooks/rest/webhook"
+        self.sender = sender or f"test-{uuid.uuid4().hex[:12]}"
+
+    def send(self, text: str) -> list[dict[str, Any]]:
+        """Sends `text` and returns the bot's messages."""
+        response = httpx.post(self.url, json={"sender": self.sender, "message": text}, timeout=30)
+        response.raise_for_status()
+        return list(response.json())
+
+    def say(self, text: str) -> str:
+        """Sends `text` and returns the bot's texts joined by newlines."""
+        return "\n".join(m.get("text", "") for m in self.send(text))

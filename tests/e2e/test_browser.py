@@ -1,0 +1,72 @@
+"""A real browser (Debian chromium via Playwright) chats on the web page."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from bot.settings import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Settings) -> Iterator[Page]:
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator(".rw-new-message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_customer_chats_in_the_browser(page: Page, stack: Settings) -> None:
+    hosts: set[str] = set()
+    page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname or ""))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(f"http://{stack.host}:{stack.web_port}/")
+    expect(page.locator(".rw-new-message")).to_be_visible()
+
+    send(page, "你好")
+    expect(page.locator(".rw-response").first).to_contain_text("您好")
+
+    send(page, "我的订单到哪了")
+    expect(page.locator(".rw-response").last).to_contain_text("订单号")
+
+    send(page, "KF202611200001")
+    expect(page.locator(".rw-response").last).to_contain_text("KF202611200001")
+
+    assert hosts <= {stack.host}, f"the page reached other hosts: {hosts}"
+    assert not errors, errors
+
+
+def test_customer_text_is_rendered_inert(page: Page, stack: Settings) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"http://{stack.host}:{stack.web_port}/")
+    send(page, "<img src=x onerror=alert(1)>")
+    expect(page.locator(".rw-client").last).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(page.locator(".rw-response").last).to_be_visible()
+    assert not dialogs

@@ -1,0 +1,125 @@
+"""The real Rasa server, action server and stores, chatting over REST in Chinese and English."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from bot.settings import Settings
+from tests.e2e.chat_client import Chat
+
+pytestmark = pytest.mark.e2e
+
+
+def test_chinese_conversation_with_order_lookup(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    greeting = chat.send("你好")
+    assert "您好" in greeting[0]["text"]
+    assert any(button["payload"] == "/order_status" for button in greeting[0]["buttons"])
+    assert "订单号" in chat.say("我的订单到哪了")
+    reply = chat.say("KF202611200001")
+    assert "KF202611200001" in reply and "顺丰" in reply  # shipped with SF Express
+    assert "KF202611200002" in chat.say("帮我查一下订单KF202611200002")
+
+
+def test_english_conversation_replies_in_english(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    assert "Hi" in chat.say("hello there") or "Hello" in chat.say("hello")
+    reply = chat.say("where is my order KF202611200001")
+    assert "KF202611200001" in reply and "SF Express" in reply
+    assert "return" in chat.say("how do I return an item I bought?").lower()
+
+
+def test_language_follows_each_message(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    assert "Hi" in chat.say("hi") or "Hello" in chat.say("hello")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in chat.say("怎么开发票"))
+
+
+def test_unknown_order_and_malformed_numbers(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    assert "KF209912319999" in chat.say("查订单KF209912319999")
+    chat.say("我的订单到哪了")
+    first = chat.send("12345")
+    assert "KF" in first[0]["text"]  # explains the expected format
+    second = chat.send("abc 678910")
+    assert any(b["payload"] == "/ask_human" for m in second for b in m.get("buttons", []))
+
+
+def test_two_stage_fallback_then_human(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    first = chat.send("zxqv wobble frumious bandersnatch")
+    assert first and first[0].get("buttons"), first  # rephrase, with suggestions
+    second = chat.send("plimbo snorkwazzle grint")
+    assert any(b["payload"] == "/ask_human" for m in second for b in m.get("buttons", []))
+    assert "human" in chat.say("yes").lower() or "人工" in chat.say("是的")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "Привет, как дела?", "\u0000\u0007"])
+def test_unreadable_messages_get_a_polite_answer(stack: Settings, text: str) -> None:
+    reply = Chat(stack.rasa_url).say(text)
+    assert "中文" in reply and "English" in reply
+
+
+def test_very_long_message_is_truncated_with_notice(stack: Settings) -> None:
+    reply = Chat(stack.rasa_url).send("我想退货。" + "很长的描述" * 2000)
+    assert "10005" in reply[0]["text"]  # the notice names the original length
+    assert len(reply) >= 2  # and the bot still answers
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"not json", "application/json"),
+        (b"\xff\xfe\xfa", "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b'{"message": "hi"}', "application/json"),
+        (b'{"sender": "a b/c", "message": "hi"}', "application/json"),
+        (b'{"sender": "ok", "message": 42}', "application/json"),
+        (b'{"sender": "ok", "message": "hi", "metadata": [1]}', "application/json"),
+    ],
+)
+def test_malformed_rest_requests_get_400(stack: Settings, body: bytes, content_type: str) -> None:
+    response = httpx.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        content=body,
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_rasa_api_requires_the_token(stack: Settings) -> None:
+    assert httpx.get(f"{stack.rasa_url}/status").status_code in (401, 403)
+    assert httpx.get(f"{stack.rasa_url}/status", params={"token": "wrong"}).status_code in (
+        401,
+        403,
+    )
+    ok = httpx.get(f"{stack.rasa_url}/status", params={"token": stack.rasa_token})
+    assert ok.status_code == 200
+
+
+def test_conversations_are_stored_and_published(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    chat.say("你好")
+    tracker_db = stack.tracker_store_url.removeprefix("sqlite:///")
+    broker_db = stack.event_broker_url.removeprefix("sqlite:///")
+    with sqlite3.connect(tracker_db) as db:
+        (stored,) = db.execute(
+            "SELECT count(*) FROM events WHERE sender_id = ?", (chat.sender,)
+        ).fetchone()
+    with sqlite3.connect(broker_db) as db:
+        (published,) = db.execute(
+            "SELECT count(*) FROM events WHERE sender_id = ?", (chat.sender,)
+        ).fetchone()
+    assert stored > 0 and published > 0
+
+
+def test_web_service_health_and_page(stack: Settings) -> None:
+    web = f"http://{stack.host}:{stack.web_port}"
+    assert httpx.get(f"{web}/healthz").json() == {"status": "ok"}
+    page = httpx.get(f"{web}/")
+    assert page.status_code == 200 and stack.rasa_public_url in page.text
+    widget = httpx.get(f"{web}/vendor/webchat/webchat.js")
+    assert widget.status_code == 200 and b"fonts.googleapis.com" not in widget.content
