@@ -54,7 +54,7 @@ install-browser: ## Debian chromium for the real-browser tests
 
 # ---------------------------------------------------------------- run
 .PHONY: demo train seed
-demo: install ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
+demo: install-rasa install-app install-web ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
 	$(KEFU) demo
 
 train: install-rasa install-app ## Train the Rasa model if config, domain or data changed

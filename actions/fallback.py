@@ -42,16 +42,6 @@ def consecutive_misses(events: list[dict[str, Any]]) -> int:
     return misses
 
 
-def is_unreadable(latest_message: dict[str, Any]) -> bool:
-    """True when the input guard (rasa_addons/input_guard.py) found no readable text.
-
-    The guard is the only source of `nlu_fallback` with confidence 1.0; the
-    FallbackClassifier reports its threshold instead.
-    """
-    intent = latest_message.get("intent") or {}
-    return intent.get("name") == FALLBACK_INTENT and intent.get("confidence") == 1.0
-
-
 def suggestion_buttons(intent_ranking: list[dict[str, Any]], language: str) -> list[dict[str, str]]:
     """Up to three likely topics from the NLU ranking, padded with common ones."""
     ranked = [item.get("name") for item in intent_ranking]
@@ -79,9 +69,6 @@ class ActionFallback(Action):
         domain: DomainDict,
     ) -> list[EventType]:
         """Chooses the fallback stage from the conversation so far."""
-        if is_unreadable(tracker.latest_message):
-            dispatcher.utter_message(response="utter_unsupported_input")
-            return []
         if consecutive_misses(tracker.events) >= 2:
             return [FollowupAction("utter_offer_human")]
         dispatcher.utter_message(

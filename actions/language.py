@@ -16,7 +16,8 @@ TRUNCATION_METADATA_KEY = "kefu_truncated_from"
 """Set by every channel in connectors/ when it cut a long message (connectors/messages.py)."""
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_LATIN_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+(?![A-Za-z0-9])")
+"""Latin words; letters glued to digits (order numbers like KF2026...) are no evidence."""
 
 
 def detect_language(text: str) -> Language | None:

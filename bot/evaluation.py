@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.settings import PROJECT_ROOT, Settings
+from bot.training import rasa_process_environment
 
 
 class EvaluationError(RuntimeError):
@@ -77,7 +78,7 @@ def cross_validate(settings: Settings, folds: int, out: Path | None = None) -> E
     with log_path.open("w") as log:
         result = subprocess.run(
             command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+            env=rasa_process_environment(),
         )  # fmt: skip
     report_path = out / "intent_report.json"
     if result.returncode != 0 or not report_path.exists():

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.settings import PROJECT_ROOT, Settings
+from bot.training import rasa_process_environment
 
 
 class ServiceError(RuntimeError):
@@ -85,7 +86,7 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
                 "endpoints.yml",
             ],
             f"{settings.rasa_url}/status?token={settings.rasa_token}",
-            {**settings.rasa_environment(), **pythonpath, "RASA_TELEMETRY_ENABLED": "false"},
+            {**settings.rasa_environment(), **rasa_process_environment()},
         ),
         Service(
             "web",
@@ -127,21 +128,31 @@ class ServiceGroup:
 
     def start(self, timeout: float = 240.0) -> None:
         """Starts every service and waits until all are healthy."""
+        for service in self.services:
+            self._spawn(service)
+        self.wait_healthy(timeout)
+
+    def restart(self, name: str, timeout: float = 240.0) -> None:
+        """Stops the service called `name`, starts it again and waits until all are healthy."""
+        service = next(s for s in self.services if s.name == name)
+        if service.process is not None:
+            _terminate([service.process], grace=10.0)
+        self._spawn(service)
+        self.wait_healthy(timeout)
+
+    def _spawn(self, service: Service) -> None:
         logs = self.settings.var_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.as_environment()}
-        for service in self.services:
-            service.log_path = logs / f"{service.name}.log"
-            with service.log_path.open("ab") as log:
-                service.process = subprocess.Popen(
-                    service.command,
-                    cwd=PROJECT_ROOT,
-                    env={**env, **service.env},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-        self.wait_healthy(timeout)
+        service.log_path = logs / f"{service.name}.log"
+        with service.log_path.open("ab") as log:
+            service.process = subprocess.Popen(
+                service.command,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **self.settings.as_environment(), **service.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_healthy(self, timeout: float) -> None:
         """Blocks until every service is healthy; raises if one exits or time runs out."""
@@ -169,15 +180,20 @@ class ServiceGroup:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to each process group, SIGKILL after `grace` seconds."""
-        running = [s.process for s in self.services if s.process and s.process.poll() is None]
-        for process in running:
+        _terminate([s.process for s in self.services if s.process], grace)
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM to each process group, SIGKILL to those still running after `grace` seconds."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in running:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,8 +14,17 @@ MODEL_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA, "data/jieba", "rasa_
 """Everything that changes the trained model: config, domain, data and custom components."""
 
 
+KEEP_MODELS = 3
+"""How many trained models stay in var/models (newest first); older ones are deleted."""
+
+
 class TrainingError(RuntimeError):
     """`rasa train` failed; its log names the cause."""
+
+
+def rasa_process_environment() -> dict[str, str]:
+    """The environment of Rasa CLI runs: project importable, no telemetry or error reports."""
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RASA_TELEMETRY_ENABLED": "false"}
 
 
 def fingerprint(root: Path = PROJECT_ROOT) -> str:
@@ -54,7 +64,19 @@ def ensure_model(settings: Settings, root: Path = PROJECT_ROOT) -> tuple[Path, b
         "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]  # fmt: skip
     with log_path.open("w") as log:
-        result = subprocess.run(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        result = subprocess.run(
+            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=rasa_process_environment()
+        )
     if result.returncode != 0 or not target.exists():
         raise TrainingError(f"rasa train failed (exit {result.returncode}); see {log_path}")
+    prune_models(settings.models_dir, keep=KEEP_MODELS)
     return target, True
+
+
+def prune_models(models_dir: Path, keep: int) -> list[Path]:
+    """Deletes all but the `keep` newest `kefu-*.tar.gz` models; returns the deleted ones."""
+    models = sorted(models_dir.glob("kefu-*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    stale = models[:-keep] if keep > 0 else models
+    for model in stale:
+        model.unlink()
+    return stale

@@ -1,4 +1,4 @@
-"""Sends messages that hold no readable Chinese or English text to the fallback intent."""
+"""Gives messages that hold no readable Chinese or English text their own intent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
@@ -23,6 +22,10 @@ from rasa.shared.nlu.training_data.message import Message
 _READABLE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fffA-Za-z0-9]")
 # Letters of other scripts (Cyrillic, Arabic, kana, Hangul, ...): \w minus digits, "_", Han, Latin.
 _OTHER_LETTER = re.compile(r"[^\W\d_\u3400-\u4dbf\u4e00-\u9fffA-Za-z]")
+
+
+UNREADABLE_INTENT = "unreadable_input"
+"""The intent given to messages without readable text (domain.yml, rules/fallback.yml)."""
 
 
 def is_unreadable(text: str) -> bool:
@@ -40,10 +43,10 @@ def is_unreadable(text: str) -> bool:
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class InputGuard(GraphComponent):
-    """Overrides the intent with `nlu_fallback` (confidence 1) for unreadable input.
+    """Overrides the intent with `unreadable_input` (confidence 1) for unreadable input.
 
-    Place it last in the pipeline. The fallback action then asks for a text message in
-    Chinese or English instead of guessing an intent from emoji or a foreign script.
+    Place it last in the pipeline. The bot then asks for a text message in Chinese or
+    English instead of guessing an intent from emoji or a foreign script.
     """
 
     @classmethod
@@ -58,13 +61,13 @@ class InputGuard(GraphComponent):
         return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Marks unreadable messages as `nlu_fallback` with an `unreadable` flag."""
+        """Replaces the intent of unreadable messages (intent payloads like `/greet` pass)."""
         for message in messages:
             text = message.get(TEXT) or ""
             if text.startswith("/") or not is_unreadable(text):
                 continue
             intent = {
-                INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME,
+                INTENT_NAME_KEY: UNREADABLE_INTENT,
                 PREDICTED_CONFIDENCE_KEY: 1.0,
             }
             message.set(INTENT, intent, add_to_output=True)

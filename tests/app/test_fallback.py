@@ -36,12 +36,6 @@ async def test_a_miss_after_an_understood_message_starts_over() -> None:
     assert consecutive_misses([*earlier, user_event("?", "nlu_fallback", 0.4)]) == 1
 
 
-async def test_unreadable_input_gets_the_bilingual_answer() -> None:
-    dispatcher = CollectingDispatcher()
-    await ActionFallback().run(dispatcher, make_tracker("😀", "nlu_fallback", 1.0), {})
-    assert dispatcher.messages[0]["response"] == "utter_unsupported_input"
-
-
 def test_suggestions_are_in_the_customer_language() -> None:
     buttons = suggestion_buttons([{"name": "payment_issue"}], "en")
     assert buttons[0] == {"title": "Payment problem", "payload": "/payment_issue"}

@@ -2,7 +2,7 @@ import shutil
 from pathlib import Path
 
 from bot.settings import PROJECT_ROOT, Settings
-from bot.training import MODEL_INPUTS, fingerprint, model_path
+from bot.training import MODEL_INPUTS, fingerprint, model_path, prune_models
 
 
 def copy_inputs(target: Path) -> None:
@@ -36,3 +36,16 @@ def test_model_path_is_named_by_fingerprint(tmp_path: Path) -> None:
     path = model_path(Settings(var_dir=tmp_path))
     assert path.parent == tmp_path / "models"
     assert path.name == f"kefu-{fingerprint()[:16]}.tar.gz"
+
+
+def test_prune_keeps_the_newest_models(tmp_path: Path) -> None:
+    import os
+
+    for age, name in enumerate(["kefu-a", "kefu-b", "kefu-c", "kefu-d"]):
+        path = tmp_path / f"{name}.tar.gz"
+        path.write_text(name)
+        os.utime(path, (1000 + age, 1000 + age))
+    (tmp_path / "other.tar.gz").write_text("kept")
+    deleted = prune_models(tmp_path, keep=2)
+    assert sorted(p.name for p in deleted) == ["kefu-a.tar.gz", "kefu-b.tar.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kefu-c.tar.gz", "kefu-d.tar.gz", "other.tar.gz"]

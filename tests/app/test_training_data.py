@@ -34,7 +34,10 @@ def test_every_response_has_a_chinese_and_an_english_variation(name: str) -> Non
     assert languages == ["en", "zh"], name
 
 
-@pytest.mark.parametrize("intent", DOMAIN["intents"])
+INTENTS_SET_BY_COMPONENTS = {"unreadable_input"}  # rasa_addons/input_guard.py
+
+
+@pytest.mark.parametrize("intent", sorted(set(DOMAIN["intents"]) - INTENTS_SET_BY_COMPONENTS))
 def test_every_intent_has_enough_examples_in_both_languages(intent: str) -> None:
     examples = examples_by_intent()[intent]
     chinese = [e for e in examples if HAN.search(e)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ TOKEN = "e2e-test-token-0123456789"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a running stack with a fresh database, tracker store and event broker."""
+def stack_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGroup]:
+    """A running stack with a fresh database, tracker store and event broker."""
     model, _ = ensure_model(get_settings())
     var = tmp_path_factory.mktemp("var")
     (var / "webchat").symlink_to(get_settings().webchat_dir)
@@ -39,11 +38,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         for log in sorted((var / "logs").glob("*.log")):
             print(f"==> {log}\n{log.read_text()[-3000:]}")
         raise
-    yield settings
+    yield group
     group.stop()
 
 
 @pytest.fixture(scope="session")
-def var_dir(stack: Settings) -> Path:
-    """The running stack's var directory (databases, logs)."""
-    return stack.var_dir
+def stack(stack_group: ServiceGroup) -> Settings:
+    """Settings of the running stack (URLs, ports, store URLs)."""
+    return stack_group.settings

@@ -7,6 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
+from bot.services import ServiceGroup
 from bot.settings import Settings
 from tests.e2e.chat_client import Chat
 
@@ -44,17 +45,24 @@ def test_unknown_order_and_malformed_numbers(stack: Settings) -> None:
     chat.say("我的订单到哪了")
     first = chat.send("12345")
     assert "KF" in first[0]["text"]  # explains the expected format
-    second = chat.send("abc 678910")
+    second = chat.send("订单号是678910")
     assert any(b["payload"] == "/ask_human" for m in second for b in m.get("buttons", []))
 
 
 def test_two_stage_fallback_then_human(stack: Settings) -> None:
     chat = Chat(stack.rasa_url)
-    first = chat.send("zxqv wobble frumious bandersnatch")
-    assert first and first[0].get("buttons"), first  # rephrase, with suggestions
-    second = chat.send("plimbo snorkwazzle grint")
+    chat.say("hello")
+    # `/nlu_fallback` is what the FallbackClassifier outputs for unclear messages
+    first = chat.send("/nlu_fallback")
+    assert "rephrase" in first[0]["text"] and len(first[0]["buttons"]) == 3
+    second = chat.send("/nlu_fallback")
     assert any(b["payload"] == "/ask_human" for m in second for b in m.get("buttons", []))
-    assert "human" in chat.say("yes").lower() or "人工" in chat.say("是的")
+    assert "human" in chat.say("/affirm").lower()
+
+
+def test_nonsense_does_not_get_a_confident_answer(stack: Settings) -> None:
+    reply = Chat(stack.rasa_url).send("zxqv wobble frumious bandersnatch")
+    assert reply[0].get("buttons"), reply  # rephrase with suggestions (or a menu), no guess
 
 
 @pytest.mark.parametrize("text", ["", "   ", "😀😀😀", "Привет, как дела?", "\u0000\u0007"])
@@ -123,3 +131,18 @@ def test_web_service_health_and_page(stack: Settings) -> None:
     assert page.status_code == 200 and stack.rasa_public_url in page.text
     widget = httpx.get(f"{web}/vendor/webchat/webchat.js")
     assert widget.status_code == 200 and b"fonts.googleapis.com" not in widget.content
+
+
+def test_conversations_survive_a_rasa_restart(stack_group: ServiceGroup) -> None:
+    stack = stack_group.settings
+    chat = Chat(stack.rasa_url)
+    chat.say("where is my order")  # the bot now waits for the order number
+    stack_group.restart("rasa")
+    reply = chat.say("KF202611200001")  # answered in English, inside the same order lookup
+    assert "SF Express" in reply
+    tracker = httpx.get(
+        f"{stack.rasa_url}/conversations/{chat.sender}/tracker",
+        params={"token": stack.rasa_token},
+    ).json()
+    texts = [e.get("text") for e in tracker["events"] if e["event"] == "user"]
+    assert texts == ["where is my order", "KF202611200001"]

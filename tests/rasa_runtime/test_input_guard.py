@@ -4,15 +4,14 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa_addons.input_guard import InputGuard, is_unreadable
 
 
-@pytest.mark.parametrize(
-    "text", ["", "   ", "😀😀", "？？！", "Привет, как дела", "こんにちは"]
-)
+@pytest.mark.parametrize("text", ["", "   ", "😀😀", "？？！", "Привет, как дела", "こんにちは"])
 def test_unreadable(text: str) -> None:
     assert is_unreadable(text)
 
 
 @pytest.mark.parametrize(
-    "text", ["你好", "hello", "我的order到哪了", "KF202611200001", "ok 👍", "123 456", "退货 Привет"]
+    "text",
+    ["你好", "hello", "我的order到哪了", "KF202611200001", "ok 👍", "123 456", "退货 Привет"],
 )
 def test_readable(text: str) -> None:
     assert not is_unreadable(text)
@@ -24,6 +23,6 @@ def test_process_overrides_the_intent_only_for_unreadable_text() -> None:
     readable = Message(data={"text": "你好", "intent": {"name": "greet", "confidence": 0.9}})
     payload = Message(data={"text": "/greet", "intent": {"name": "greet", "confidence": 1.0}})
     guard.process([unreadable, readable, payload])
-    assert unreadable.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert unreadable.get("intent") == {"name": "unreadable_input", "confidence": 1.0}
     assert readable.get("intent")["name"] == "greet"
     assert payload.get("intent")["name"] == "greet"
