@@ -48,12 +48,13 @@ $(WEBCHAT): package.json package-lock.json
 	! grep -q fonts.googleapis.com $@.tmp
 	mv $@.tmp $@
 
-install-browser: ## Debian chromium for the real-browser tests
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+install-browser: ## Debian chromium (and CJK fonts for screenshots) for the real-browser tests
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 	@chromium --version
 
 # ---------------------------------------------------------------- run
-.PHONY: demo train seed
+.PHONY: demo train seed kb kb-report
 demo: install-rasa install-app install-web ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
 	$(KEFU) demo
 
@@ -62,6 +63,12 @@ train: install-rasa install-app ## Train the Rasa model if config, domain or dat
 
 seed: install-app ## Migrate the app database and load the demo orders
 	$(KEFU) db seed
+
+kb: install-app ## Validate data/knowledge and publish a new index version (hot-reloaded by the bot)
+	$(KEFU) kb build
+
+kb-report: install-app ## Self-service rate and the latest unanswered questions
+	$(KEFU) kb report
 
 # ---------------------------------------------------------------- quality
 .PHONY: test lint validate test-unit test-conversations test-e2e eval
@@ -80,7 +87,7 @@ validate: install-rasa ## rasa data validate (domain, data, stories)
 
 test-unit: install ## Unit tests of both runtimes
 	$(RASA_VENV)/bin/python -m pytest -q tests/rasa_runtime
-	$(APP_PY) -m pytest -q tests/app
+	$(APP_PY) -m pytest -q tests/app tests/knowledge_index
 
 test-conversations: train ## The test conversations in tests/conversations via rasa test
 	$(RASA) test core --model $$($(APP_PY) -c 'from bot.settings import get_settings; from bot.training import model_path; print(model_path(get_settings()))') \
@@ -94,9 +101,12 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat
+.PHONY: bench-chat bench-kb
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
+
+bench-kb: install-app ## Retrieval on the demo KB, BANKING77, CLINC150, 10k entries (var/bench/kb.json)
+	$(KEFU) bench kb
 
 .PHONY: clean
 clean: ## Remove models, databases and logs under var/ (keeps the venvs)

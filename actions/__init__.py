@@ -1,5 +1,6 @@
 """Kefu's custom actions, served by the rasa-sdk action server (app runtime, Python 3.11).
 
-Start with `python -m rasa_sdk --actions actions`. One module per feature:
-`language` (per-message reply language), `orders` (order lookup), `fallback` (two-stage fallback).
+Start with `python -m actions --port 5055` (rasa-sdk's server, knowledge base warmed up).
+One module per feature: `language` (per-message reply language), `orders` (order lookup),
+`knowledge` (answers from the knowledge base), `fallback` (KB, rephrase, then a human).
 """

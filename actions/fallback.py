@@ -1,13 +1,16 @@
-"""Two-stage fallback: ask to rephrase with suggestions, then offer a human."""
+"""The fallback: try the knowledge base, else ask to rephrase; on a second miss, offer a human."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
+from actions.knowledge import answer_from_kb
+from bot.db import KbOutcome
 
 FALLBACK_INTENT = "nlu_fallback"
 MAX_SUGGESTIONS = 3
@@ -30,15 +33,23 @@ DEFAULT_SUGGESTIONS = ["order_status", "return_refund", "ask_human"]
 
 
 def consecutive_misses(events: list[dict[str, Any]]) -> int:
-    """How many of the latest customer messages in a row were not understood."""
+    """How many of the latest customer messages in a row the bot could not help with.
+
+    A miss is a message the NLU was unsure about (`nlu_fallback`) or one the knowledge
+    base had no answer for (`kb_outcome` set to `no_answer` after it).
+    """
     misses = 0
+    missed = False
     for event in reversed(events):
+        if event.get("event") == "slot" and event.get("name") == "kb_outcome":
+            missed = missed or event.get("value") == "no_answer"
         if event.get("event") != "user":
             continue
         intent = (event.get("parse_data") or {}).get("intent") or {}
-        if intent.get("name") != FALLBACK_INTENT:
+        if not (missed or intent.get("name") == FALLBACK_INTENT):
             break
         misses += 1
+        missed = False
     return misses
 
 
@@ -68,9 +79,15 @@ class ActionFallback(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        """Chooses the fallback stage from the conversation so far."""
+        """Answers from the knowledge base if it can; otherwise picks the fallback stage."""
+        result = await answer_from_kb(dispatcher, tracker, utter_when_none=False)
+        if result.outcome != KbOutcome.no_answer:
+            return [SlotSet("kb_outcome", result.outcome.value)]
         if consecutive_misses(tracker.events) >= 2:
-            return [FollowupAction("utter_offer_human")]
+            return [
+                SlotSet("kb_outcome", result.outcome.value),
+                FollowupAction("utter_offer_human"),
+            ]
         dispatcher.utter_message(
             response="utter_ask_rephrase",
             buttons=suggestion_buttons(
@@ -78,4 +95,4 @@ class ActionFallback(Action):
                 tracker.get_slot("language") or "zh",
             ),
         )
-        return []
+        return [SlotSet("kb_outcome", result.outcome.value)]

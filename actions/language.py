@@ -46,8 +46,12 @@ class ActionDetectLanguage(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        """Sets the slot when the message's language differs from the current one."""
-        language = detect_language(tracker.latest_message.get("text") or "")
+        """Sets the slot when the message's language differs from the current one.
+
+        Intent payloads (`/greet`, button clicks) say nothing about the language.
+        """
+        text = tracker.latest_message.get("text") or ""
+        language = None if text.startswith("/") else detect_language(text)
         if language is None or language == tracker.get_slot(LANGUAGE_SLOT):
             return []
         return [SlotSet(LANGUAGE_SLOT, language)]

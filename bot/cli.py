@@ -9,12 +9,16 @@ from pathlib import Path
 
 import click
 
+from bot.kb_cli import kb
 from bot.settings import get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Kefu (客服): customer-service bot with human handoff."""
+
+
+main.add_command(kb)
 
 
 @main.command()
@@ -56,6 +60,7 @@ def db_seed() -> None:
 def demo() -> None:
     """Migrate, seed, train if needed, then run Rasa, actions and the web chat until Ctrl-C."""
     from bot.db import make_engine, upgrade
+    from bot.knowledge import ensure_index
     from bot.orders import seed_demo_orders
     from bot.services import ServiceError, ServiceGroup, kefu_services
     from bot.training import ensure_model
@@ -63,10 +68,14 @@ def demo() -> None:
     settings = get_settings()
     upgrade(settings.database_url)
     seed_demo_orders(make_engine(settings.database_url))
+    folder, built = ensure_index(settings)
+    click.echo(f"Knowledge base: {'built' if built else 'using'} {folder.name}")
     click.echo("Checking the model (training takes a few minutes the first time)...")
     model, trained = ensure_model(settings)
     click.echo(f"{'Trained' if trained else 'Using'} {model.name}")
     group = ServiceGroup(kefu_services(settings, model), settings)
+    # Ctrl-C and SIGTERM both stop every child, even when started with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo("Starting Rasa, the action server and the web chat...")
     try:
@@ -91,6 +100,36 @@ def demo() -> None:
         group.stop()
 
 
+@kb.command("report")
+@click.option("--days", type=int, default=None, help="Only the last N days.")
+@click.option("--misses", type=int, default=10, show_default=True, help="Latest misses to list.")
+def kb_report(days: int | None, misses: int) -> None:
+    """Self-service rate and the latest questions the bot could not answer (JSON)."""
+    import json
+    from datetime import datetime, timedelta
+
+    from bot.db import make_engine, upgrade
+    from bot.kb_log import KbLog
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    log = KbLog(make_engine(settings.database_url))
+    since = datetime.utcnow() - timedelta(days=days) if days else None
+    report = log.self_service(since).as_dict()
+    report["latest_misses"] = [
+        {
+            "query": miss.query,
+            "outcome": miss.outcome.value,
+            "feedback": miss.feedback.value if miss.feedback else None,
+            "top_hits": miss.top_hits,
+            "channel": miss.channel,
+            "at": miss.created_at.isoformat(timespec="seconds"),
+        }
+        for miss in log.misses(misses)
+    ]
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks (print a table, write JSON under var/bench/)."""
@@ -106,6 +145,22 @@ def bench_chat(messages: int, conversations: int, per_conversation: int, url: st
     from bot.bench.chat import run_chat_benchmark
 
     report = run_chat_benchmark(get_settings(), messages, conversations, per_conversation, url)
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+
+
+@bench.command("kb")
+@click.option(
+    "--datasets",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The shared public datasets (default ../shared/datasets).",
+)
+def bench_kb(datasets: Path | None) -> None:
+    """Retrieval quality and speed: demo KB, BANKING77, CLINC150, a 10,000-entry KB."""
+    from bot.bench.kb import run_kb_benchmark
+
+    report = run_kb_benchmark(get_settings(), datasets)
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
 

@@ -52,15 +52,7 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
     return [
         Service(
             "actions",
-            [
-                python,
-                "-m",
-                "rasa_sdk",
-                "--actions",
-                "actions",
-                "--port",
-                str(settings.actions_port),
-            ],
+            [python, "-m", "actions", "--port", str(settings.actions_port)],
             f"http://{settings.host}:{settings.actions_port}/health",
             {"SANIC_HOST": settings.host, **pythonpath},
         ),

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         return self.var_dir / "models"
 
     @property
+    def knowledge_dir(self) -> Path:
+        """Published knowledge-base index versions (knowledge_index reads KEFU_KB_VAR_DIR)."""
+        return self.var_dir / "knowledge"
+
+    @property
     def webchat_dir(self) -> Path:
         """The rasa-webchat bundle prepared by `make install` (fonts import stripped)."""
         return self.var_dir / "webchat"
@@ -113,11 +118,13 @@ class Settings(BaseSettings):
 
     def as_environment(self) -> dict[str, str]:
         """These settings as `KEFU_*` variables, so child processes see the same configuration."""
-        return {
+        environment = {
             f"KEFU_{name.upper()}": str(value)
             for name, value in self.model_dump().items()
             if value is not None
         }
+        environment["KEFU_KB_VAR_DIR"] = str(self.knowledge_dir)
+        return environment
 
     def rasa_environment(self) -> dict[str, str]:
         """The variables `endpoints.yml` reads, for the Rasa process."""

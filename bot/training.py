@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.settings import PROJECT_ROOT, Settings
 
 TRAINING_DATA = ("data/nlu", "data/stories", "data/rules")
-MODEL_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA, "data/jieba", "rasa_addons")
+MODEL_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA, "data/jieba", "rasa_addons/nlu")
 """Everything that changes the trained model: config, domain, data and custom components."""
 
 

@@ -1,5 +1,97 @@
 """The knowledge-base library (app runtime): build, load, search and evaluate a FAISS index.
 
-Empty for now: the knowledge-base issue fills it. It stays a library used by the action
-server, the desk and the `kefu kb` commands, never a script.
+Used by the action server, the desk and the `kefu kb` commands; never a script. Importing it
+loads no model and no index: see `KnowledgeBase`, `build` and `evaluate_files`.
 """
+
+from knowledge_index.artifacts import current_version, load_index, publish
+from knowledge_index.calibration import Calibrator, Ranker
+from knowledge_index.dense import DenseIndex
+from knowledge_index.encoders import (
+    Encoder,
+    HashingEncoder,
+    SentenceTransformerEncoder,
+    load_encoder,
+)
+from knowledge_index.errors import (
+    ArtifactError,
+    DuplicateEntryError,
+    EmptyKnowledgeBaseError,
+    EncoderError,
+    InvalidEntryError,
+    KnowledgeIndexError,
+    ModelMismatchError,
+    NoIndexError,
+    QueryFileError,
+    SourceEncodingError,
+    SourceError,
+    SourceSyntaxError,
+)
+from knowledge_index.evaluation import (
+    LabelledQuery,
+    ModeMetrics,
+    evaluate,
+    evaluate_files,
+    load_queries,
+)
+from knowledge_index.fusion import MODES, Mode
+from knowledge_index.hits import Band, Hit, Reply, decide
+from knowledge_index.index import KnowledgeIndex
+from knowledge_index.knowledge_base import KnowledgeBase, build
+from knowledge_index.lexical import LexicalIndex
+from knowledge_index.settings import KnowledgeSettings
+from knowledge_index.sources import (
+    KnowledgeEntry,
+    load_entries,
+    load_jsonl_file,
+    load_yaml_file,
+    source_fingerprint,
+)
+from knowledge_index.text import Tokenizer
+
+__all__ = [
+    "MODES",
+    "ArtifactError",
+    "Band",
+    "Calibrator",
+    "DenseIndex",
+    "DuplicateEntryError",
+    "EmptyKnowledgeBaseError",
+    "Encoder",
+    "EncoderError",
+    "HashingEncoder",
+    "Hit",
+    "InvalidEntryError",
+    "KnowledgeBase",
+    "KnowledgeEntry",
+    "KnowledgeIndex",
+    "KnowledgeIndexError",
+    "KnowledgeSettings",
+    "LabelledQuery",
+    "LexicalIndex",
+    "Mode",
+    "ModeMetrics",
+    "ModelMismatchError",
+    "NoIndexError",
+    "QueryFileError",
+    "Ranker",
+    "Reply",
+    "SentenceTransformerEncoder",
+    "SourceEncodingError",
+    "SourceError",
+    "SourceSyntaxError",
+    "Tokenizer",
+    "build",
+    "current_version",
+    "decide",
+    "evaluate",
+    "evaluate_files",
+    "load_encoder",
+    "load_entries",
+    "load_index",
+    "load_jsonl_file",
+    "load_queries",
+    "load_yaml_file",
+    "publish",
+    "source_fingerprint",
+]

@@ -1,6 +1,7 @@
-"""Kefu's extensions loaded by `rasa run` and `rasa train` (Rasa runtime, Python 3.10).
+"""Kefu's extensions loaded by `rasa train` and `rasa run` (Rasa runtime, Python 3.10).
 
-- `tokenizer.KefuJiebaTokenizer`: jieba with the domain dictionary, whitespace tokens dropped.
-- `input_guard.InputGuard`: routes messages without readable Chinese or English text to fallback.
+- `nlu.tokenizer.KefuJiebaTokenizer`: jieba with the domain dictionary, blank tokens dropped.
+- `nlu.use_featurizer.UniversalSentenceEncoderFeaturizer`: dense multilingual USE features.
+- `nlu.input_guard.InputGuard`: gives messages without readable text their own intent.
 - `stores.UrlEventBroker`, `stores.UrlLockStore`: broker and lock store chosen by one URL each.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, Enum, Integer, String
+from sqlalchemy import JSON, Date, DateTime, Enum, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -41,3 +41,44 @@ class Order(Base):
     eta: Mapped[date | None] = mapped_column(Date)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class KbOutcome(str, enum.Enum):
+    """What the bot did with a question it took to the knowledge base."""
+
+    answered = "answered"
+    suggested = "suggested"
+    no_answer = "no_answer"
+
+
+class KbFeedback(str, enum.Enum):
+    """The customer's verdict on an answer ("did this solve it?")."""
+
+    solved = "solved"
+    not_solved = "not_solved"
+
+
+class KbQuery(Base):
+    """One customer question taken to the knowledge base, with what came back.
+
+    Unanswered questions, low-confidence hits and "did not solve it" feedback are the
+    knowledge editors' review material; answered-and-not-rejected ones give the
+    self-service rate.
+    """
+
+    __tablename__ = "kb_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    query: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[KbOutcome] = mapped_column(Enum(KbOutcome, native_enum=False, length=20))
+    entry_id: Mapped[str | None] = mapped_column(String(120))
+    confidence: Mapped[float] = mapped_column(Float)
+    top_hits: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    index_version: Mapped[str] = mapped_column(String(80))
+    feedback: Mapped[KbFeedback | None] = mapped_column(
+        Enum(KbFeedback, native_enum=False, length=20)
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)

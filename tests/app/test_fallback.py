@@ -1,8 +1,23 @@
-from rasa_sdk.events import FollowupAction
+from collections.abc import Iterator
+from unittest.mock import AsyncMock, patch
+
+import pytest
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionFallback, consecutive_misses, suggestion_buttons
+from actions.knowledge import KbResult
+from bot.db import KbOutcome
 from tests.app.conftest import make_tracker, user_event
+
+NO_ANSWER = SlotSet("kb_outcome", "no_answer")
+
+
+@pytest.fixture(autouse=True)
+def kb_without_answer() -> Iterator[AsyncMock]:
+    result = KbResult(KbOutcome.no_answer, [], "v1")
+    with patch("actions.fallback.answer_from_kb", AsyncMock(return_value=result)) as mock:
+        yield mock
 
 
 async def test_first_miss_asks_to_rephrase_with_suggestions() -> None:
@@ -14,7 +29,7 @@ async def test_first_miss_asks_to_rephrase_with_suggestions() -> None:
     ]
     tracker = make_tracker("开个那个票", "nlu_fallback", 0.45, ranking=ranking)
     events = await ActionFallback().run(dispatcher, tracker, {})
-    assert events == []
+    assert events == [NO_ANSWER]
     message = dispatcher.messages[0]
     assert message["response"] == "utter_ask_rephrase"
     assert [b["payload"] for b in message["buttons"]] == [
@@ -28,7 +43,7 @@ async def test_second_miss_in_a_row_offers_a_human() -> None:
     earlier = [user_event("嗯嗯那个", "nlu_fallback", 0.45), {"event": "bot", "text": "?"}]
     tracker = make_tracker("就是那个啊", "nlu_fallback", 0.45, events=earlier)
     events = await ActionFallback().run(CollectingDispatcher(), tracker, {})
-    assert events == [FollowupAction("utter_offer_human")]
+    assert events == [NO_ANSWER, FollowupAction("utter_offer_human")]
 
 
 async def test_a_miss_after_an_understood_message_starts_over() -> None:
@@ -40,3 +55,24 @@ def test_suggestions_are_in_the_customer_language() -> None:
     buttons = suggestion_buttons([{"name": "payment_issue"}], "en")
     assert buttons[0] == {"title": "Payment problem", "payload": "/payment_issue"}
     assert len(buttons) == 3
+
+
+async def test_a_knowledge_answer_ends_the_fallback(kb_without_answer: AsyncMock) -> None:
+    kb_without_answer.return_value = KbResult(KbOutcome.answered, [], "v1")
+    dispatcher = CollectingDispatcher()
+    events = await ActionFallback().run(
+        dispatcher, make_tracker("那个保修咋弄", "nlu_fallback", 0.45), {}
+    )
+    assert events == [SlotSet("kb_outcome", "answered")]
+    assert dispatcher.messages == []  # the knowledge answer was uttered by answer_from_kb
+
+
+def test_a_knowledge_miss_counts_like_an_nlu_miss() -> None:
+    events = [
+        user_event("保修卡丢了还能修吗", "product_question"),
+        {"event": "slot", "name": "kb_outcome", "value": "no_answer"},
+        user_event("?", "nlu_fallback", 0.4),
+    ]
+    assert consecutive_misses(events) == 2
+    answered = [events[0], {"event": "slot", "name": "kb_outcome", "value": "answered"}, events[2]]
+    assert consecutive_misses(answered) == 1

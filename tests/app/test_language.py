@@ -35,6 +35,8 @@ async def test_language_slot_changes_only_when_needed() -> None:
     assert await action.run(CollectingDispatcher(), chinese, {}) == []
     emoji = make_tracker("👍", "nlu_fallback", slots={"language": "en"})
     assert await action.run(CollectingDispatcher(), emoji, {}) == []
+    button = make_tracker("/order_status", "order_status", slots={"language": "zh"})
+    assert await action.run(CollectingDispatcher(), button, {}) == []
 
 
 async def test_truncation_notice() -> None:

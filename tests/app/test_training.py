@@ -48,4 +48,8 @@ def test_prune_keeps_the_newest_models(tmp_path: Path) -> None:
     (tmp_path / "other.tar.gz").write_text("kept")
     deleted = prune_models(tmp_path, keep=2)
     assert sorted(p.name for p in deleted) == ["kefu-a.tar.gz", "kefu-b.tar.gz"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kefu-c.tar.gz", "kefu-d.tar.gz", "other.tar.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kefu-c.tar.gz",
+        "kefu-d.tar.gz",
+        "other.tar.gz",
+    ]

@@ -8,6 +8,7 @@ import pytest
 
 from bot.bench.common import free_port
 from bot.db import make_engine, upgrade
+from bot.knowledge import ensure_index
 from bot.orders import seed_demo_orders
 from bot.services import ServiceError, ServiceGroup, kefu_services
 from bot.settings import Settings, get_settings
@@ -31,6 +32,7 @@ def stack_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGro
     )
     upgrade(settings.database_url)
     seed_demo_orders(make_engine(settings.database_url))
+    ensure_index(settings)
     group = ServiceGroup(kefu_services(settings, model), settings)
     try:
         group.start()

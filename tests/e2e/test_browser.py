@@ -13,6 +13,7 @@ from bot.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
+expect.set_options(timeout=30_000)  # the bot may be slow on a loaded 2-core machine
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -49,8 +50,10 @@ def test_customer_chats_in_the_browser(page: Page, stack: Settings) -> None:
     page.goto(f"http://{stack.host}:{stack.web_port}/")
     expect(page.locator(".rw-new-message")).to_be_visible()
 
+    expect(page.locator(".rw-response").first).to_contain_text("您好")  # greeted on open
     send(page, "你好")
-    expect(page.locator(".rw-response").first).to_contain_text("您好")
+    expect(page.locator(".rw-response")).to_have_count(2)
+    expect(page.locator(".rw-response").last).to_contain_text("您好")
 
     send(page, "我的订单到哪了")
     expect(page.locator(".rw-response").last).to_contain_text("订单号")

@@ -1,7 +1,7 @@
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from rasa_addons.input_guard import InputGuard, is_unreadable
+from rasa_addons.nlu.input_guard import InputGuard, is_unreadable
 
 
 @pytest.mark.parametrize("text", ["", "   ", "😀😀", "？？！", "Привет, как дела", "こんにちは"])

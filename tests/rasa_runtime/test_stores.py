@@ -34,3 +34,12 @@ def test_lock_store_urls() -> None:
     assert (kwargs["port"], kwargs["db"], kwargs["password"]) == (6390, 2, "secret")
     with pytest.raises(StoreUrlError):
         UrlLockStore(EndpointConfig(url="etcd://x"))
+
+
+async def test_sqlite_stores_run_in_wal_mode(tmp_path) -> None:
+    broker = await UrlEventBroker.from_endpoint_config(
+        EndpointConfig(url=f"sqlite:///{tmp_path}/events.db")
+    )
+    with broker.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL

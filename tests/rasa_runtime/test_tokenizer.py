@@ -6,7 +6,7 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 
-from rasa_addons.tokenizer import KefuJiebaTokenizer
+from rasa_addons.nlu.tokenizer import KefuJiebaTokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 

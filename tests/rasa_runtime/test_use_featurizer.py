@@ -8,7 +8,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from rasa_addons.use_featurizer import DIMENSIONS, UniversalSentenceEncoderFeaturizer
+from rasa_addons.nlu.use_featurizer import DIMENSIONS, UniversalSentenceEncoderFeaturizer
 
 
 @pytest.fixture(scope="module")

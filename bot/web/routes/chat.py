@@ -24,6 +24,7 @@ def widget_config(settings: Settings) -> dict[str, object]:
         "subtitle": "智能客服 · AI assistant",
         "inputTextFieldHint": "请输入您的问题 / Type your question…",
         "embedded": True,
+        "initPayload": "/greet",  # an embedded widget sends this on open; greet the customer
         "showMessageDate": True,
         "customData": {"channel": "web"},
         "params": {"storage": "session"},

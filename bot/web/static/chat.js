@@ -7,6 +7,5 @@
     return;
   }
   var config = JSON.parse(mount.getAttribute("data-config"));
-  config.selector = "#webchat";
-  window.WebChat.default(config, null);
+  window.WebChat.default(config, mount);
 })();

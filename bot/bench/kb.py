@@ -1,0 +1,210 @@
+"""Knowledge-base retrieval benchmark: demo KB, BANKING77 and CLINC150 as FAQs, a 10k KB.
+
+The public datasets are read in place (default `../shared/datasets`, see its README for the
+originals); nothing is copied into the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.bench.common import BenchReport, percentile
+from bot.settings import PROJECT_ROOT, Settings
+from knowledge_index import (
+    Encoder,
+    KnowledgeEntry,
+    KnowledgeIndex,
+    KnowledgeSettings,
+    LabelledQuery,
+    Tokenizer,
+    evaluate,
+    evaluate_files,
+    load_encoder,
+)
+
+DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+BANKING_FLOOR = 0.886
+CLINC_FLOOR = 0.887
+HELD_OUT_SHARE = 0.2
+SEED = 0
+SYNTHETIC_ENTRIES = 10_000
+
+
+def _faq(phrasings: dict[str, list[str]], language: str = "en") -> list[KnowledgeEntry]:
+    """One entry per intent: first phrasing as question, the rest as alternatives."""
+    return [
+        KnowledgeEntry(
+            id=intent,
+            question=texts[0],
+            answer=f"[answer for {intent}]",
+            alt_questions=tuple(texts[1:]),
+            language="en" if language == "en" else "zh",
+            topic="bench",
+        )
+        for intent, texts in phrasings.items()
+    ]
+
+
+def _build(
+    entries: Sequence[KnowledgeEntry],
+    encoder: Encoder,
+    settings: KnowledgeSettings,
+    extra: Sequence[tuple[str, str | None]] = (),
+) -> KnowledgeIndex:
+    return KnowledgeIndex.build(
+        entries,
+        encoder,
+        Tokenizer(settings.jieba_dictionary),
+        exact_limit=settings.exact_search_limit,
+        calibration_queries=settings.calibration_queries,
+        extra_queries=extra,
+    )
+
+
+def _metrics(
+    index: KnowledgeIndex, queries: Sequence[LabelledQuery], settings: KnowledgeSettings
+) -> dict[str, Any]:
+    results = evaluate(index, queries, answer_threshold=settings.answer_threshold)
+    return {
+        "entries": len(index.entries),
+        "indexed_questions": len(index.questions),
+        "queries": len(queries),
+        "build_s": index.info["build_seconds"],
+        **{mode: metrics.to_dict() for mode, metrics in results.items()},
+    }
+
+
+def banking77(datasets: Path, encoder: Encoder, settings: KnowledgeSettings) -> dict[str, Any]:
+    """BANKING77 train as an FAQ; 20 % of each intent's phrasings held out (not indexed)."""
+    by_intent: dict[str, list[str]] = {}
+    with (datasets / "banking77" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_intent.setdefault(row["category"], []).append(row["text"])
+    rng = random.Random(SEED)  # noqa: S311 (a reproducible split, not security)
+    indexed, queries = {}, []
+    for intent, texts in sorted(by_intent.items()):
+        shuffled = texts[:]
+        rng.shuffle(shuffled)
+        cut = max(1, round(len(shuffled) * HELD_OUT_SHARE))
+        queries += [LabelledQuery(text, intent) for text in shuffled[:cut]]
+        indexed[intent] = shuffled[cut:]
+    return _metrics(_build(_faq(indexed), encoder, settings), queries, settings)
+
+
+def clinc150(datasets: Path, encoder: Encoder, settings: KnowledgeSettings) -> dict[str, Any]:
+    """CLINC150 train as an FAQ, calibrated with `oos_train`; evaluated on val + oos_val."""
+    data = json.loads((datasets / "clinc150" / "data_full_train_val.json").read_text("utf-8"))
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in data["train"]:
+        by_intent.setdefault(intent, []).append(text)
+    extra: list[tuple[str, str | None]] = [(text, None) for text, _ in data["oos_train"]]
+    index = _build(_faq(by_intent), encoder, settings, extra)
+    queries = [LabelledQuery(text, intent) for text, intent in data["val"]]
+    queries += [LabelledQuery(text, None) for text, _ in data["oos_val"]]
+    return _metrics(index, queries, settings)
+
+
+def synthetic(datasets: Path, encoder: Encoder, settings: KnowledgeSettings) -> dict[str, Any]:
+    """A 10,000-entry KB from CLINC150 and BANKING77 phrasings: build time and query latency."""
+    data = json.loads((datasets / "clinc150" / "data_full_train_val.json").read_text("utf-8"))
+    texts = [text for text, _ in data["train"]]
+    with (datasets / "banking77" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        texts += [row["text"] for row in csv.DictReader(handle)]
+    texts = list(dict.fromkeys(texts))
+    entries = [
+        KnowledgeEntry(
+            id=f"synthetic-{i:05d}",
+            question=texts[i],
+            answer=f"[answer {i}]",
+            alt_questions=(texts[i + SYNTHETIC_ENTRIES],),
+            language="en",
+        )
+        for i in range(SYNTHETIC_ENTRIES)
+    ]
+    started = time.perf_counter()
+    index = _build(entries, encoder, settings)
+    build_s = time.perf_counter() - started
+    latencies = []
+    for text, _ in data["val"][:500]:
+        begun = time.perf_counter()
+        index.search(text, 5)
+        latencies.append((time.perf_counter() - begun) * 1000)
+    return {
+        "entries": len(entries),
+        "indexed_questions": len(index.questions),
+        "index_kind": index.dense.kind,
+        "build_s": round(build_s, 2),
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p95_ms": round(percentile(latencies, 95), 3),
+    }
+
+
+def run_kb_benchmark(settings: Settings, datasets: Path | None = None) -> BenchReport:
+    """Runs every knowledge-base benchmark and writes `var/bench/kb.json`.
+
+    Args:
+        settings: Kefu's settings (for `var_dir`).
+        datasets: The shared public datasets (default `../shared/datasets`).
+
+    Returns:
+        The written report; `table()` gives the summary.
+    """
+    datasets = datasets or DATASETS
+    kb_settings = KnowledgeSettings()
+    encoder = load_encoder(
+        kb_settings.model, threads=kb_settings.encoder_threads, batch_size=kb_settings.batch_size
+    )
+    demo_kb = PROJECT_ROOT / "data" / "knowledge"
+    demo_queries = PROJECT_ROOT / "tests" / "knowledge" / "demo_queries.jsonl"
+    results: dict[str, Any] = {
+        "model": encoder.name,
+        "answer_threshold": kb_settings.answer_threshold,
+        "demo": evaluate_files(demo_kb, demo_queries, kb_settings, encoder=encoder),
+        "banking77": banking77(datasets, encoder, kb_settings),
+        "clinc150": clinc150(datasets, encoder, kb_settings),
+        "synthetic_10k": synthetic(datasets, encoder, kb_settings),
+    }
+    report = BenchReport("kb", results, settings.var_dir / "bench" / "kb.json")
+    report.rows = _rows(results)
+    report.write()
+    return report
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    rows = []
+    for name, floor in (("demo", None), ("banking77", BANKING_FLOOR), ("clinc150", CLINC_FLOOR)):
+        block = results[name]
+        for mode in ("hybrid", "dense", "lexical"):
+            target = f">= {100 * (floor + 0.05):.1f} %" if floor and mode == "hybrid" else ""
+            rows.append((f"{name} {mode} hit@1", pct(block[mode]["hit@1"]), target))
+        hybrid = block["hybrid"]
+        rows.append((f"{name} hybrid hit@5", pct(hybrid["hit@5"]), ""))
+        rows.append((f"{name} hybrid mrr", f"{hybrid['mrr']:.3f}", ""))
+        rows.append((f"{name} hybrid answer rate", pct(hybrid["answer_rate"]), ""))
+        precision_target = ">= 95.0 %" if name == "clinc150" else ""
+        rows.append(
+            (
+                f"{name} hybrid answered precision",
+                pct(hybrid["answered_precision"]),
+                precision_target,
+            )
+        )
+        if hybrid["no_answer_recall"] is not None:
+            recall_target = ">= 85.0 %" if name == "clinc150" else ""
+            rows.append(
+                (f"{name} hybrid no-answer recall", pct(hybrid["no_answer_recall"]), recall_target)
+            )
+        rows.append((f"{name} hybrid p95 latency", f"{hybrid['p95_ms']:.1f} ms", "<= 20 ms"))
+    synthetic_block = results["synthetic_10k"]
+    rows.append(("10k entries build", f"{synthetic_block['build_s']:.1f} s", "<= 60 s"))
+    rows.append(("10k entries p95 latency", f"{synthetic_block['p95_ms']:.1f} ms", "<= 20 ms"))
+    return rows

@@ -1,0 +1,1 @@
+"""NLU components named in config.yml; their code is part of the training fingerprint."""
