@@ -140,11 +140,18 @@ def bench() -> None:
 @click.option("--conversations", default=20, show_default=True, help="Concurrent conversations.")
 @click.option("--per-conversation", default=10, show_default=True, help="Messages each.")
 @click.option("--url", default="", help="A running Rasa (default: start a fresh stack).")
-def bench_chat(messages: int, conversations: int, per_conversation: int, url: str) -> None:
+@click.option(
+    "--train-time/--no-train-time", default=True, help="Also time a cold training (fresh stack)."
+)
+def bench_chat(
+    messages: int, conversations: int, per_conversation: int, url: str, train_time: bool
+) -> None:
     """Reply latency over REST and throughput with concurrent conversations."""
     from bot.bench.chat import run_chat_benchmark
 
-    report = run_chat_benchmark(get_settings(), messages, conversations, per_conversation, url)
+    report = run_chat_benchmark(
+        get_settings(), messages, conversations, per_conversation, url, train_time
+    )
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
 

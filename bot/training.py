@@ -48,8 +48,13 @@ def model_path(settings: Settings, root: Path = PROJECT_ROOT) -> Path:
     return settings.models_dir / f"kefu-{fingerprint(root)[:16]}.tar.gz"
 
 
-def ensure_model(settings: Settings, root: Path = PROJECT_ROOT) -> tuple[Path, bool]:
-    """Returns the model for the current inputs and whether it had to be trained."""
+def ensure_model(
+    settings: Settings, root: Path = PROJECT_ROOT, cache_dir: Path | None = None
+) -> tuple[Path, bool]:
+    """Returns the model for the current inputs and whether it had to be trained.
+
+    `cache_dir` gives Rasa's training cache another folder (an empty one times a cold training).
+    """
     target = model_path(settings, root)
     if target.exists():
         return target, False
@@ -64,8 +69,11 @@ def ensure_model(settings: Settings, root: Path = PROJECT_ROOT) -> tuple[Path, b
         "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]  # fmt: skip
     with log_path.open("w") as log:
+        environment = rasa_process_environment()
+        if cache_dir is not None:
+            environment["RASA_CACHE_DIRECTORY"] = str(cache_dir)
         result = subprocess.run(
-            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=rasa_process_environment()
+            command, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=environment
         )
     if result.returncode != 0 or not target.exists():
         raise TrainingError(f"rasa train failed (exit {result.returncode}); see {log_path}")

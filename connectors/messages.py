@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+
+from rasa_addons.nlu.language import detect_language
 
 MAX_MESSAGE_CHARS = 1000
 """Longer messages are cut to this many characters; the bot then says so."""
@@ -45,3 +50,30 @@ def prepare_text(raw: str) -> PreparedText:
 def is_valid_sender_id(value: Any) -> bool:
     """True for a short id of letters, digits and `_.:@-`, safe to log and store."""
     return isinstance(value, str) and bool(_SENDER_ID.match(value))
+
+
+TRUNCATION_NOTICES = {
+    "zh": "您的消息较长（{length} 字），我先阅读了前 {limit} 字。",
+    "en": "Your message was long ({length} characters); I read the first {limit:,}.",
+}
+
+
+def truncation_notice(text: str, original_length: int) -> str:
+    """The notice for a cut message, in the message's language (Chinese when unclear)."""
+    language = detect_language(text) or "zh"
+    return TRUNCATION_NOTICES[language].format(length=original_length, limit=MAX_MESSAGE_CHARS)
+
+
+def announcing_truncation(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[Any]]:
+    """Wraps Rasa's message handler: a cut message first gets the notice on its own channel."""
+
+    async def handle(message: UserMessage) -> Any:
+        original_length = (message.metadata or {}).get(TRUNCATION_METADATA_KEY)
+        if isinstance(original_length, int) and message.output_channel is not None:
+            notice = truncation_notice(message.text or "", original_length)
+            await message.output_channel.send_text_message(message.sender_id, notice)
+        return await on_new_message(message)
+
+    return handle

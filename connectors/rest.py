@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
+from sanic import Blueprint
 from sanic.exceptions import InvalidUsage as BadRequest
 from sanic.request import Request
 
-from connectors.messages import is_valid_sender_id, prepare_text
+from connectors.messages import announcing_truncation, is_valid_sender_id, prepare_text
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -24,6 +27,10 @@ def _body(request: Request) -> dict[str, Any]:
 
 class KefuRestInput(RestInput):
     """`POST /webhooks/rest/webhook` with `{"sender": str, "message": str, "metadata"?: {}}`."""
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        """Rasa's REST routes; cut messages are announced before the bot's answer."""
+        return super().blueprint(announcing_truncation(on_new_message))
 
     async def _extract_sender(self, req: Request) -> str | None:
         sender = _body(req).get("sender")

@@ -16,7 +16,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from connectors.messages import is_valid_sender_id, prepare_text
+from connectors.messages import announcing_truncation, is_valid_sender_id, prepare_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class KefuSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Builds the socket.io server and its `/socket.io` blueprint."""
+        on_new_message = announcing_truncation(on_new_message)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio

@@ -2,6 +2,7 @@
 
 - `nlu.tokenizer.KefuJiebaTokenizer`: jieba with the domain dictionary, blank tokens dropped.
 - `nlu.use_featurizer.UniversalSentenceEncoderFeaturizer`: dense multilingual USE features.
+- `nlu.language.LanguageDetector`: the `language` entity (zh / en) of each message.
 - `nlu.input_guard.InputGuard`: gives messages without readable text their own intent.
 - `stores.UrlEventBroker`, `stores.UrlLockStore`: broker and lock store chosen by one URL each.
 """

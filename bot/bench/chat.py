@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -40,22 +41,24 @@ async def _send(client: httpx.AsyncClient, url: str, sender: str, text: str) -> 
     return time.perf_counter() - started
 
 
-async def _sequential(url: str, count: int) -> list[float]:
+async def _sequential(url: str, count: int, run: str) -> list[float]:
     async with httpx.AsyncClient(timeout=30) as client:
-        await _send(client, url, "bench-warmup", "你好")
+        await _send(client, url, f"bench-{run}-warmup", "你好")
         return [
-            await _send(client, url, f"bench-seq-{i // 10}", MESSAGES[i % len(MESSAGES)])
+            await _send(client, url, f"bench-{run}-seq-{i // 10}", MESSAGES[i % len(MESSAGES)])
             for i in range(count)
         ]
 
 
-async def _concurrent(url: str, conversations: int, each: int) -> tuple[float, list[float]]:
+async def _concurrent(
+    url: str, conversations: int, each: int, run: str
+) -> tuple[float, list[float]]:
     async with httpx.AsyncClient(timeout=60) as client:
 
         async def conversation(index: int) -> list[float]:
             return [
                 await _send(
-                    client, url, f"bench-conc-{index}", MESSAGES[(index + i) % len(MESSAGES)]
+                    client, url, f"bench-{run}-conc-{index}", MESSAGES[(index + i) % len(MESSAGES)]
                 )
                 for i in range(each)
             ]
@@ -66,17 +69,28 @@ async def _concurrent(url: str, conversations: int, each: int) -> tuple[float, l
 
 
 def run_chat_benchmark(
-    settings: Settings, messages: int, conversations: int, each: int, url: str = ""
+    settings: Settings,
+    messages: int,
+    conversations: int,
+    each: int,
+    url: str = "",
+    time_training: bool = True,
 ) -> BenchReport:
-    """Measures on `url`, or on a fresh stack (trained model reused) on free ports."""
+    """Measures on `url`, or on a fresh stack (trained model reused) on free ports.
+
+    With `time_training`, a fresh stack also times a cold training (empty Rasa cache).
+    """
     results: dict[str, float] = {}
     if url:
         results.update(_measure(url.rstrip("/"), messages, conversations, each))
     else:
         with tempfile.TemporaryDirectory(prefix="kefu-bench-") as scratch:
-            started = time.perf_counter()
-            _, trained = ensure_model(settings.model_copy(update={"var_dir": Path(scratch)}))
-            if trained:
+            if time_training:
+                started = time.perf_counter()
+                ensure_model(
+                    settings.model_copy(update={"var_dir": Path(scratch)}),
+                    cache_dir=Path(scratch) / "rasa-cache",  # empty: a cold training
+                )
                 results["train_seconds"] = round(time.perf_counter() - started, 1)
             model, _ = ensure_model(settings)
             run = settings.model_copy(
@@ -113,8 +127,9 @@ def run_chat_benchmark(
 
 def _measure(rasa_url: str, messages: int, conversations: int, each: int) -> dict[str, float]:
     url = f"{rasa_url}/webhooks/rest/webhook"
-    sequential = asyncio.run(_sequential(url, messages))
-    wall, concurrent = asyncio.run(_concurrent(url, conversations, each))
+    run = uuid.uuid4().hex[:8]  # fresh conversations: every one is 10 messages long
+    sequential = asyncio.run(_sequential(url, messages, run))
+    wall, concurrent = asyncio.run(_concurrent(url, conversations, each, run))
     return {
         "sequential_messages": messages,
         "sequential_p50_ms": round(percentile(sequential, 50) * 1000, 1),

@@ -3,8 +3,10 @@ import pytest
 from connectors.messages import (
     MAX_MESSAGE_CHARS,
     TRUNCATION_METADATA_KEY,
+    announcing_truncation,
     is_valid_sender_id,
     prepare_text,
+    truncation_notice,
 )
 
 
@@ -33,3 +35,24 @@ def test_valid_sender_ids(value: str) -> None:
 @pytest.mark.parametrize("value", ["", "a b", "../etc", "a" * 129, None, 42, "<script>"])
 def test_invalid_sender_ids(value: object) -> None:
     assert not is_valid_sender_id(value)
+
+
+def test_truncation_notice_follows_the_message_language() -> None:
+    assert "10000" in truncation_notice("长" * 1000, 10000)
+    assert truncation_notice("word " * 300, 10000).startswith("Your message was long")
+
+
+async def test_cut_messages_are_announced_before_the_answer() -> None:
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    seen: list[str] = []
+
+    async def bot(message: UserMessage) -> None:
+        seen.append(message.text or "")
+
+    collector = CollectingOutputChannel()
+    handle = announcing_truncation(bot)
+    await handle(UserMessage("长", collector, "s1", metadata={TRUNCATION_METADATA_KEY: 5000}))
+    await handle(UserMessage("短", collector, "s1", metadata={}))
+    assert len(collector.messages) == 1 and "5000" in collector.messages[0]["text"]
+    assert seen == ["长", "短"]

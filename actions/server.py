@@ -1,0 +1,85 @@
+"""The action server Kefu runs: rasa-sdk's app, a selective-domain executor, a warm KB.
+
+Differences from `python -m rasa_sdk --actions actions`:
+- the executor works with Rasa 3.6's selective domain (`enable_selective_domain` in
+  endpoints.yml): Rasa 3.6 sends the domain only to actions that ask for it and never sends
+  the domain digest rasa-sdk 3.21 expects, so rasa-sdk would refuse every other call (449);
+- each worker loads the knowledge base (model and index, a few seconds) in a thread as it
+  starts, so the first customer question is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import partial
+from typing import Any
+
+from rasa_sdk.endpoint import create_app_for_serve, create_argument_parser
+from rasa_sdk.executor import ActionExecutor
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+logger = logging.getLogger(__name__)
+
+
+class SelectiveDomainExecutor(ActionExecutor):
+    """Keeps the last domain Rasa sent and uses it (or `{}`) when a call carries none.
+
+    Only `validate_order_status_form` reads the domain (`send_domain: true` in domain.yml);
+    the other actions ignore it, so saving the ~11 ms of domain serialisation per call is safe.
+    """
+
+    def update_and_return_domain(
+        self, payload: dict[str, Any], action_name: str
+    ) -> dict[str, Any] | None:
+        """The payload's domain if any (remembered), else the last one seen, else `{}`."""
+        if payload.get("domain"):
+            self.domain = payload["domain"]
+        return self.domain if self.domain is not None else {}
+
+
+def warm_knowledge_base() -> None:
+    """Loads the knowledge base and runs one search, logging instead of failing."""
+    from actions.knowledge import knowledge_base
+    from knowledge_index import KnowledgeIndexError
+
+    try:
+        version = knowledge_base().load()
+        knowledge_base().search("warm up", 1)
+        logger.info("Knowledge base %s loaded.", version)
+    except KnowledgeIndexError as error:
+        logger.warning("No knowledge base yet (%s); KB questions get no answer.", error)
+
+
+def create_app(executor: ActionExecutor, **options: Any) -> Sanic:
+    """rasa-sdk's app, warming the knowledge base once the worker serves."""
+    app = create_app_for_serve(executor, **options)
+
+    async def start_warm_up(*_: Any) -> None:
+        threading.Thread(target=warm_knowledge_base, name="kb-warm-up", daemon=True).start()
+
+    app.register_listener(start_warm_up, "after_server_start")
+    return app
+
+
+def main() -> None:
+    """Parses rasa-sdk's options and serves the `actions` package (one worker)."""
+    args = create_argument_parser().parse_args()
+    logging.basicConfig(level=args.loglevel or logging.INFO)
+    executor = SelectiveDomainExecutor()
+    executor.register_package("actions")
+    loader = AppLoader(
+        factory=partial(
+            create_app,
+            executor,
+            cors_origins=args.cors,
+            auto_reload=False,
+            endpoints=args.endpoints,
+            keep_alive_timeout=120,
+        )
+    )
+    app = loader.load()
+    app.prepare(host=os.environ.get("SANIC_HOST", "127.0.0.1"), port=args.port, workers=1)
+    Sanic.serve(primary=app, app_loader=loader)
