@@ -53,9 +53,9 @@ def warm_knowledge_base() -> None:
         logger.warning("No knowledge base yet (%s); KB questions get no answer.", error)
 
 
-def create_app(executor: ActionExecutor, **options: Any) -> Sanic:
+def create_app(executor: ActionExecutor, **options: Any) -> Sanic[Any, Any]:
     """rasa-sdk's app, warming the knowledge base once the worker serves."""
-    app = create_app_for_serve(executor, **options)
+    app: Sanic[Any, Any] = create_app_for_serve(executor, **options)
 
     async def start_warm_up(*_: Any) -> None:
         threading.Thread(target=warm_knowledge_base, name="kb-warm-up", daemon=True).start()
