@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from knowledge_index.encoders import Encoder, load_encoder
+from knowledge_index.encoders import Encoder
 from knowledge_index.errors import QueryFileError
 from knowledge_index.fusion import MODES, Mode
 from knowledge_index.index import KnowledgeIndex
 from knowledge_index.settings import KnowledgeSettings
 from knowledge_index.sources import load_entries, read_json_lines
-from knowledge_index.text import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -187,24 +186,16 @@ def evaluate_files(
     settings = settings or KnowledgeSettings()
     entries = load_entries(kb_path)
     queries = load_queries(queries_path)
-    encoder = encoder or load_encoder(
-        settings.model, threads=settings.encoder_threads, batch_size=settings.batch_size
-    )
-    index = KnowledgeIndex.build(
-        entries,
-        encoder,
-        Tokenizer(settings.jieba_dictionary),
-        exact_limit=settings.exact_search_limit,
-        calibration_queries=settings.calibration_queries,
-        progress=progress,
-    )
+    from knowledge_index.knowledge_base import build_index  # imports this module's siblings
+
+    index = build_index(entries, settings, encoder, progress=progress)
     metrics = evaluate(
         index, queries, answer_threshold=settings.answer_threshold, progress=progress
     )
     return {
         "kb": str(kb_path),
         "queries": str(queries_path),
-        "model": encoder.name,
+        "model": index.encoder.name,
         "entries": len(entries),
         "indexed_questions": len(index.questions),
         "n_queries": len(queries),

@@ -21,7 +21,7 @@ from knowledge_index.fusion import Mode
 from knowledge_index.hits import Hit, Reply, decide
 from knowledge_index.index import KnowledgeIndex
 from knowledge_index.settings import KnowledgeSettings
-from knowledge_index.sources import load_entries, source_fingerprint
+from knowledge_index.sources import KnowledgeEntry, load_entries, source_fingerprint
 from knowledge_index.text import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,22 @@ def build(
     source = source or settings.source_dir
     entries = load_entries(source)
     fingerprint = source_fingerprint(source)
+    index = build_index(entries, settings, encoder, extra_queries, progress)
+    return publish(index, settings.var_dir, fingerprint, keep=settings.keep_versions)
+
+
+def build_index(
+    entries: Sequence[KnowledgeEntry],
+    settings: KnowledgeSettings,
+    encoder: Encoder | None = None,
+    extra_queries: Sequence[tuple[str, str | None]] = (),
+    progress: bool = False,
+) -> KnowledgeIndex:
+    """An in-memory index of `entries` with the model, tokenizer and limits of `settings`."""
     encoder = encoder or load_encoder(
         settings.model, threads=settings.encoder_threads, batch_size=settings.batch_size
     )
-    index = KnowledgeIndex.build(
+    return KnowledgeIndex.build(
         entries,
         encoder,
         Tokenizer(settings.jieba_dictionary),
@@ -70,7 +82,6 @@ def build(
         extra_queries=extra_queries,
         progress=progress,
     )
-    return publish(index, settings.var_dir, fingerprint, keep=settings.keep_versions)
 
 
 class KnowledgeBase:
