@@ -20,8 +20,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- install
-.PHONY: install install-rasa install-app install-web install-browser
-install: install-rasa install-app install-web install-browser ## Build both runtimes, web assets and the test browser (idempotent)
+.PHONY: install install-rasa install-app install-web install-browser install-postgres
+install: install-rasa install-app install-web install-browser install-postgres ## Build both runtimes, web assets, the test browser and PostgreSQL (idempotent)
 
 install-rasa: $(RASA_VENV)/.installed ## Rasa runtime (Python 3.10): rasa, channels, NLU components
 $(RASA_VENV)/.installed: requirements/rasa.txt
@@ -53,6 +53,10 @@ install-browser: ## Debian chromium (and CJK fonts for screenshots) for the real
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 	@chromium --version
 
+install-postgres: ## PostgreSQL server binaries for the database tests (a throwaway cluster per run)
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 # ---------------------------------------------------------------- run
 .PHONY: demo train seed kb kb-report
 demo: install-rasa install-app install-web ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
@@ -79,7 +83,8 @@ lint: install-app ## ruff and mypy
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/mypy bot actions knowledge_index
 
-validate: install-rasa ## rasa data validate (domain, data, stories)
+validate: install-rasa install-app ## rasa data validate (domain, data, stories) and the service plan files
+	$(KEFU) service check
 	@mkdir -p var/logs
 	$(RASA) data validate --data data/nlu data/stories data/rules --domain domain.yml --config config.yml > var/logs/validate.log 2>&1 \
 		|| { tail -n 30 var/logs/validate.log; exit 1; }

@@ -19,6 +19,9 @@ from bot.settings import get_settings
 from knowledge_index import Hit, KnowledgeBase, KnowledgeIndexError, KnowledgeSettings, decide
 
 OUTCOME_SLOT = "kb_outcome"
+FLOW_SLOT = "flow_name"
+FLOW_BY_INTENT = {"logistics_issue": "logistics", "return_refund": "returns"}
+"""Topics whose unsolved questions continue in a guided flow (data/service/flows.yml)."""
 ENTRY_SLOT = "kb_entry_id"
 SEARCH_DEPTH = 10
 """Hits fetched before keeping those in the customer's language."""
@@ -141,6 +144,17 @@ async def answer_from_kb(
     return result
 
 
+async def answer_entry(dispatcher: CollectingDispatcher, tracker: Tracker, entry_id: str) -> bool:
+    """Utters one knowledge entry (by id) with its source; False when the index lacks it."""
+    language = tracker.get_slot("language") or "zh"
+    result = await asyncio.to_thread(lookup, "", language, entry_id)
+    if result.outcome != KbOutcome.answered:
+        return False
+    hit = result.hits[0]
+    dispatcher.utter_message(text=f"{hit['answer'].strip()}\n\n—— {_source(hit)}")
+    return True
+
+
 def _source(hit: Hit) -> str:
     return f"{hit['question']} ({hit['link']})" if hit["link"] else hit["question"]
 
@@ -185,12 +199,28 @@ class ActionKbFeedback(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        """Solved: glad. Not solved: sorry, offer a human. After suggestions: carry on."""
-        if tracker.get_slot(OUTCOME_SLOT) != KbOutcome.answered.value:
+        """Solved: glad. Not solved: a guided flow for its topic, else offer a human."""
+        solved = tracker.get_intent_of_latest_message() == "affirm"
+        answered = tracker.get_slot(OUTCOME_SLOT) == KbOutcome.answered.value
+        if answered:
+            feedback = KbFeedback.solved if solved else KbFeedback.not_solved
+            await asyncio.to_thread(kb_log().record_feedback, tracker.sender_id, feedback)
+        flow = None if solved else FLOW_BY_INTENT.get(intent_of_question(tracker) or "")
+        if flow is not None:
+            dispatcher.utter_message(response="utter_flow_intro")
+            return [SlotSet(OUTCOME_SLOT, None), SlotSet(FLOW_SLOT, flow)]
+        if not answered:
             dispatcher.utter_message(response="utter_anything_else")
             return []
-        solved = tracker.get_intent_of_latest_message() == "affirm"
-        feedback = KbFeedback.solved if solved else KbFeedback.not_solved
-        await asyncio.to_thread(kb_log().record_feedback, tracker.sender_id, feedback)
         dispatcher.utter_message(response="utter_kb_glad" if solved else "utter_kb_not_solved")
         return [SlotSet(OUTCOME_SLOT, None)]
+
+
+def intent_of_question(tracker: Tracker) -> str | None:
+    """The intent of the customer message before the latest one (the question answered)."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return None
+    intent = (users[-2].get("parse_data") or {}).get("intent") or {}
+    name = intent.get("name")
+    return str(name) if name else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -128,6 +129,36 @@ def kb_report(days: int | None, misses: int) -> None:
         for miss in log.misses(misses)
     ]
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@main.group()
+def service() -> None:
+    """The service plan's data files: the policy (tiers, complaints) and the guided flows."""
+
+
+@service.command("check")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None)
+@click.option("--flows", "flows_path", type=click.Path(path_type=Path), default=None)
+def service_check(policy_path: Path | None, flows_path: Path | None) -> None:
+    """Validates data/service/policy.yml and data/service/flows.yml, naming each mistake."""
+    from bot.flows import FlowError, load_flows
+    from bot.service_policy import PolicyError, load_policy
+
+    failed = False
+    checks: list[tuple[str, Callable[[], object], type[Exception]]] = [
+        ("policy", lambda: load_policy(policy_path), PolicyError),
+        ("flows", lambda: load_flows(flows_path), FlowError),
+    ]
+    for name, load, error_type in checks:
+        try:
+            load()
+        except error_type as error:
+            click.echo(str(error), err=True)
+            failed = True
+        else:
+            click.echo(f"service {name}: OK")
+    if failed:
+        raise SystemExit(1)
 
 
 @main.group()

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     app_python: Path = Field(
         PROJECT_ROOT / ".venv-app" / "bin" / "python", description="The app runtime."
     )
+    smtp_host: str = Field("", description="SMTP server of emailed copies; empty = no email.")
+    smtp_port: int = Field(25, description="SMTP server port (587 with STARTTLS, usually).")
+    smtp_username: str = Field("", description="SMTP login; empty = no authentication.")
+    smtp_password: str = Field("", description="SMTP password of SMTP_USERNAME.")
+    smtp_sender: str = Field("kefu@localhost", description="From address of emailed copies.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout_seconds: float = Field(10, description="Timeout of each SMTP operation.")
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
-from sqlalchemy import JSON, Date, DateTime, Enum, Float, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -82,3 +96,150 @@ class KbQuery(Base):
         Enum(KbFeedback, native_enum=False, length=20)
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A UTC instant: stored as a naive UTC `DateTime`, like every Kefu table, read back aware.
+
+    Binding a naive datetime raises `ValueError` (an instant without a zone is ambiguous);
+    aware datetimes of any zone are converted to UTC. Values read back carry `timezone.utc`,
+    on SQLite and PostgreSQL alike.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Converts an aware datetime to naive UTC for storage."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"A timezone-aware datetime is required, got naive {value!r}.")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Marks a stored naive UTC datetime as UTC."""
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class UrgencyTier(str, enum.Enum):
+    """How fast a customer's need must be handled (decided by `bot.service_policy`)."""
+
+    urgent = "urgent"
+    normal = "normal"
+    consultation = "consultation"
+
+
+class ComplaintGrade(str, enum.Enum):
+    """How serious a complaint is (complaints only)."""
+
+    general = "general"
+    major = "major"
+
+
+class TicketStatus(str, enum.Enum):
+    """Where a ticket is in its life (`bot.tickets.ALLOWED_TRANSITIONS` says where it may go)."""
+
+    open = "open"
+    pending_agent = "pending_agent"
+    in_progress = "in_progress"
+    waiting_customer = "waiting_customer"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class ServiceRecord(Base):
+    """A customer's need as the bot recorded it (SPIN answers, preferences, classification).
+
+    Written by `bot.tickets.TicketStore.save_record` from a `bot.service_record.RecordDraft`;
+    confirmed by the customer, it gets exactly one `Ticket`. Datetimes are UTC (`UtcDateTime`).
+    """
+
+    __tablename__ = "service_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(40))
+    order_number: Mapped[str | None] = mapped_column(String(20))
+    product: Mapped[str | None] = mapped_column(String(120))
+    situation: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+    problem_since: Mapped[date | None] = mapped_column(Date)
+    implication: Mapped[str | None] = mapped_column(Text)
+    impacts: Mapped[list[str]] = mapped_column(JSON)
+    need_payoff: Mapped[str | None] = mapped_column(String(20))
+    need_points: Mapped[list[str]] = mapped_column(JSON)
+    preferences: Mapped[dict[str, str]] = mapped_column(JSON)
+    special_requests: Mapped[list[str]] = mapped_column(JSON)
+    skipped: Mapped[list[str]] = mapped_column(JSON)
+    urgency: Mapped[UrgencyTier] = mapped_column(Enum(UrgencyTier, native_enum=False, length=20))
+    complaint_grade: Mapped[ComplaintGrade | None] = mapped_column(
+        Enum(ComplaintGrade, native_enum=False, length=20)
+    )
+    classification_reasons: Mapped[list[str]] = mapped_column(JSON)
+    correction_rounds: Mapped[int] = mapped_column(Integer)
+    completeness: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmation_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    email: Mapped[str | None] = mapped_column(String(254))
+
+
+class Ticket(Base):
+    """The work item opened when a customer confirms a `ServiceRecord` (one per record).
+
+    `number` is `TK` + the UTC creation date (yyyymmdd) + a 4-digit daily sequence.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("number", name="uq_tickets_number"),
+        UniqueConstraint("record_id", name="uq_tickets_record_id"),
+        CheckConstraint(
+            "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5",
+            name="ck_tickets_satisfaction",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("service_records.id", name="fk_tickets_record_id")
+    )
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[TicketStatus] = mapped_column(Enum(TicketStatus, native_enum=False, length=20))
+    urgency: Mapped[UrgencyTier] = mapped_column(Enum(UrgencyTier, native_enum=False, length=20))
+    complaint_grade: Mapped[ComplaintGrade | None] = mapped_column(
+        Enum(ComplaintGrade, native_enum=False, length=20)
+    )
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's history: a status change (or a rating, from = to status)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_ticket_events_ticket_id"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_status: Mapped[TicketStatus | None] = mapped_column(
+        Enum(TicketStatus, native_enum=False, length=20)
+    )
+    to_status: Mapped[TicketStatus] = mapped_column(
+        Enum(TicketStatus, native_enum=False, length=20)
+    )
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -35,8 +35,8 @@ def test_every_response_has_a_chinese_and_an_english_variation(name: str) -> Non
     assert languages == ["en", "zh"], name
 
 
-# unreadable_input: rasa_addons/nlu/input_guard.py; kb_select: knowledge suggestion buttons
-INTENTS_SET_BY_COMPONENTS = {"unreadable_input", "kb_select"}
+# unreadable_input: rasa_addons/nlu/input_guard.py; kb_select, choose: button payloads only
+INTENTS_SET_BY_COMPONENTS = {"unreadable_input", "kb_select", "choose"}
 
 
 @pytest.mark.parametrize("intent", sorted(set(INTENTS) - INTENTS_SET_BY_COMPONENTS))

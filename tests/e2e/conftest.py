@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import cast
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from bot.bench.common import free_port
 from bot.db import make_engine, upgrade
@@ -17,9 +23,37 @@ from bot.training import ensure_model
 TOKEN = "e2e-test-token-0123456789"
 
 
+class Mailbox:
+    """Messages a local SMTP server (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        """aiosmtpd's hook: keep the message."""
+        raw = envelope.original_content or b""
+        self.messages.append(
+            cast(EmailMessage, BytesParser(policy=email.policy.default).parsebytes(raw))
+        )
+        return "250 OK"
+
+
 @pytest.fixture(scope="session")
-def stack_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGroup]:
-    """A running stack with a fresh database, tracker store and event broker."""
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on a free loopback port; the stack sends confirmations to it."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_group(
+    tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox
+) -> Iterator[ServiceGroup]:
+    """A running stack with a fresh database, tracker store, event broker and SMTP server."""
     model, _ = ensure_model(get_settings())
     var = tmp_path_factory.mktemp("var")
     (var / "webchat").symlink_to(get_settings().webchat_dir)
@@ -29,6 +63,8 @@ def stack_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGro
         actions_port=free_port(),
         web_port=free_port(),
         rasa_token=TOKEN,
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port,  # type: ignore[attr-defined]
     )
     upgrade(settings.database_url)
     seed_demo_orders(make_engine(settings.database_url))

@@ -1,0 +1,101 @@
+"""The service plan the actions share: the policy file, the ticket store, the flows, labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from bot.db import make_engine
+from bot.flows import FlowBook, load_flows
+from bot.service_policy import ServicePolicy, load_policy
+from bot.settings import get_settings
+from bot.tickets import TicketStore
+
+SKIPPED = "-"
+"""The value of a SPIN slot the customer chose not to answer ("不知道", "skip")."""
+
+TIER_LABELS = {
+    "urgent": ("紧急", "urgent"),
+    "normal": ("普通", "normal"),
+    "consultation": ("咨询", "consultation"),
+}
+GRADE_LABELS = {
+    "general": ("一般投诉", "general complaint"),
+    "major": ("重大投诉", "major complaint"),
+}
+NEED_LABELS = {
+    "refund": ("退款", "refund"),
+    "replacement": ("换货", "replacement"),
+    "repair": ("维修", "repair"),
+    "information": ("说明情况", "an explanation"),
+    "call_back": ("回电联系", "a call back"),
+}
+NEXT_STEPS = {
+    "refund": (
+        "售后专员核实后为您办理退款",
+        "An after-sales specialist will check and process your refund",
+    ),
+    "replacement": (
+        "售后专员核实后为您安排换货",
+        "An after-sales specialist will check and arrange a replacement",
+    ),
+    "repair": (
+        "售后专员为您安排检测维修",
+        "An after-sales specialist will arrange the inspection and repair",
+    ),
+    "information": ("专人查明情况后给您答复", "A specialist will look into it and get back to you"),
+    "call_back": ("专人按您方便的时间回电", "A specialist will call you back at the time you gave"),
+}
+DEFAULT_NEXT_STEP = ("专人跟进处理", "A specialist will follow up")
+MAJOR_NEXT_STEP = (
+    "投诉专员会联合相关部门（{departments}）处理。",
+    "A complaints specialist will handle it with the departments concerned ({departments}). ",
+)
+CHANNEL_LABELS = {
+    "rest": ("在线客服", "online chat"),
+    "socketio": ("网页聊天", "web chat"),
+    "wechat": ("微信", "WeChat"),
+    "telegram": ("Telegram", "Telegram"),
+    "phone": ("电话", "phone"),
+}
+STATUS_LABELS = {
+    "open": ("已受理，等待处理", "received, waiting to be handled"),
+    "pending_agent": ("等待人工客服接手", "waiting for an agent"),
+    "in_progress": ("处理中", "in progress"),
+    "waiting_customer": ("等待您的回复", "waiting for your reply"),
+    "resolved": ("已解决", "resolved"),
+    "closed": ("已关闭", "closed"),
+}
+
+
+def label(labels: dict[str, tuple[str, str]], key: str | None, language: str) -> str:
+    """The zh or en label of `key` (the key itself when unknown)."""
+    if key is None:
+        return ""
+    pair = labels.get(key)
+    if pair is None:
+        return key
+    return pair[1] if language == "en" else pair[0]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=1)
+def service_policy() -> ServicePolicy:
+    """The service policy file (data/service/policy.yml), loaded on first use."""
+    return load_policy()
+
+
+@lru_cache(maxsize=1)
+def ticket_store() -> TicketStore:
+    """Service records and tickets in the app database."""
+    return TicketStore(make_engine(get_settings().database_url))
+
+
+@lru_cache(maxsize=1)
+def flow_book() -> FlowBook:
+    """The guided decision flows (data/service/flows.yml), loaded on first use."""
+    return load_flows()

@@ -1,0 +1,58 @@
+"""Ticket progress: "我的工单进度" / "status of my ticket", on any later day and channel."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.service_plan import STATUS_LABELS, label, service_policy, ticket_store
+from bot.db import Ticket
+from bot.service_policy import format_due
+
+MAX_LISTED = 3
+"""Tickets told when the customer does not name one (newest first)."""
+
+
+def ticket_status_message(ticket: Ticket, language: str) -> dict[str, str]:
+    """The values `utter_ticket_status` interpolates."""
+    return {
+        "ticket_number": ticket.number,
+        "status": label(STATUS_LABELS, ticket.status.value, language),
+        "summary": ticket.summary,
+        "due": format_due(service_policy(), ticket.due_at, language),
+    }
+
+
+class ActionTicketProgress(Action):
+    """Tells the status and due time of the named ticket, else of the customer's latest ones."""
+
+    def name(self) -> str:
+        """Action name used in domain.yml."""
+        return "action_ticket_progress"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """Looks tickets up by number or by the customer's id (sender id)."""
+        language = tracker.get_slot("language") or "zh"
+        number = tracker.get_slot("ticket_number")
+        store = ticket_store()
+        if number:
+            ticket = await asyncio.to_thread(store.find, number)
+            if ticket is None:
+                dispatcher.utter_message(response="utter_ticket_not_found", ticket_number=number)
+                return [SlotSet("ticket_number", None)]
+            tickets = [ticket]
+        else:
+            tickets = await asyncio.to_thread(store.for_customer, tracker.sender_id, MAX_LISTED)
+        if not tickets:
+            dispatcher.utter_message(response="utter_no_tickets")
+        for ticket in tickets:
+            dispatcher.utter_message(
+                response="utter_ticket_status", **ticket_status_message(ticket, language)
+            )
+        return [SlotSet("ticket_number", None)]

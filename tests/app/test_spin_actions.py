@@ -1,0 +1,345 @@
+"""SPIN elicitation, need confirmation, tickets and guided flows in the action server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import date
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import Engine
+
+from actions.confirmation import (
+    ActionAskCorrection,
+    ActionConfirmNeed,
+    ActionOpenTicket,
+    ActionStartCorrection,
+)
+from actions.flows import ActionAskFlowReply, ActionFlowOutcome, read_flow_turn
+from actions.knowledge import ActionKbFeedback
+from actions.service_plan import SKIPPED
+from actions.spin import ValidateSpinForm, read_spin_turn
+from actions.tickets import ActionTicketProgress
+from bot.db import TicketStatus
+from bot.orders import OrderStore
+from bot.tickets import TicketStore
+from tests.app.conftest import make_tracker, user_event
+
+TODAY = date(2026, 11, 22)
+
+
+@pytest.fixture
+def tickets(engine: Engine) -> Iterator[TicketStore]:
+    """The actions' ticket and order stores on the test database."""
+    store = TicketStore(engine)
+    orders = OrderStore(engine)
+    with ExitStack() as stack:
+        for module in ("actions.confirmation", "actions.tickets"):
+            stack.enter_context(patch(f"{module}.ticket_store", return_value=store))
+        for module in ("actions.confirmation", "actions.flows"):
+            stack.enter_context(patch(f"{module}.order_store", return_value=orders))
+        yield store
+
+
+def slots_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def spin_tracker(text: str, intent: str, requested: str | None, **slots: Any) -> Tracker:
+    entities = slots.pop("entities", None)
+    return make_tracker(
+        text, intent, slots={"requested_slot": requested, **slots}, entities=entities
+    )
+
+
+# --- reading SPIN answers ----------------------------------------------------------------------
+
+
+def test_opening_message_answers_every_stage_it_covers() -> None:
+    tracker = spin_tracker(
+        "订单KF202611200002的笔记本屏幕有坏点，影响我上班用，我要换货",
+        "complain",
+        None,
+        entities=[{"entity": "order_number", "value": "KF202611200002"}],
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert updates["spin_category"] == "complaint"
+    assert updates["spin_situation"] == "KF202611200002"
+    assert updates["spin_problem"].startswith("订单KF202611200002")
+    assert updates["spin_implication"]  # 上班: business impact
+    assert updates["spin_need_payoff"] == "replacement"
+
+
+def test_a_bare_opener_is_not_taken_as_the_problem() -> None:
+    updates = read_spin_turn(
+        spin_tracker("我要投诉", "complain", None), CollectingDispatcher(), TODAY
+    )
+    assert updates["spin_category"] == "complaint"
+    assert "spin_problem" not in updates
+
+
+def test_a_product_named_answers_the_situation() -> None:
+    tracker = spin_tracker("充电宝充电的时候冒烟了！", "urgent_issue", None)
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert updates["spin_category"] == "urgent"
+    assert updates["spin_situation"] == "充电宝"
+    assert updates["spin_implication"]  # 冒烟: safety
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"), [("不知道", "skip"), ("skip", "skip"), ("算了", "deny")]
+)
+def test_skip_records_the_stage_as_declined(text: str, intent: str) -> None:
+    updates = read_spin_turn(
+        spin_tracker(text, intent, "spin_situation"), CollectingDispatcher(), TODAY
+    )
+    assert updates["spin_situation"] == SKIPPED
+    assert updates["spin_skipped"] == ["spin_situation"]
+
+
+def test_no_to_the_impact_question_is_an_answer_not_a_skip() -> None:
+    updates = read_spin_turn(
+        spin_tracker("没有", "deny", "spin_implication"), CollectingDispatcher(), TODAY
+    )
+    assert updates["spin_implication"] == "无特别影响"
+    assert "spin_skipped" not in updates
+
+
+def test_a_different_question_makes_the_form_step_aside() -> None:
+    tracker = make_tracker(
+        "电子发票在哪里下载", "invoice", 0.95, slots={"requested_slot": "spin_problem"}
+    )
+    assert read_spin_turn(tracker, CollectingDispatcher(), TODAY) == {}
+    human = make_tracker("转人工", "ask_human", 0.5, slots={"requested_slot": "spin_problem"})
+    assert read_spin_turn(human, CollectingDispatcher(), TODAY) == {}
+
+
+def test_a_malformed_order_number_is_explained_then_a_human_offered() -> None:
+    dispatcher = CollectingDispatcher()
+    updates = read_spin_turn(spin_tracker("KF2026", "inform", "spin_situation"), dispatcher, TODAY)
+    assert "spin_situation" not in updates
+    assert dispatcher.messages[0]["response"] == "utter_invalid_order_number"
+    dispatcher = CollectingDispatcher()
+    read_spin_turn(
+        spin_tracker("KF2026", "inform", "spin_situation", invalid_order_number_attempts=1),
+        dispatcher,
+        TODAY,
+    )
+    assert dispatcher.messages[0]["response"] == "utter_invalid_order_number_offer_human"
+
+
+def test_a_future_start_date_is_asked_again() -> None:
+    dispatcher = CollectingDispatcher()
+    updates = read_spin_turn(
+        spin_tracker("12月5日开始坏的", "complain", "spin_problem"), dispatcher, TODAY
+    )
+    assert "spin_problem" not in updates
+    assert dispatcher.messages[0]["response"] == "utter_spin_future_date"
+
+
+def test_problem_answer_keeps_since_when() -> None:
+    updates = read_spin_turn(
+        spin_tracker("右耳没声音，前天开始的", "complain", "spin_problem"),
+        CollectingDispatcher(),
+        TODAY,
+    )
+    assert updates["spin_problem"] == "右耳没声音，前天开始的"
+    assert updates["spin_problem_since"] == "2026-11-20"
+
+
+def test_unclear_outcome_is_asked_again_with_the_options() -> None:
+    dispatcher = CollectingDispatcher()
+    updates = read_spin_turn(spin_tracker("嗯嗯", "affirm", "spin_need_payoff"), dispatcher, TODAY)
+    assert "spin_need_payoff" not in updates
+    assert dispatcher.messages[0]["response"] == "utter_spin_need_payoff_unclear"
+
+
+async def test_call_back_adds_the_contact_time_question() -> None:
+    form = ValidateSpinForm()
+    tracker = spin_tracker("x", "choose", None, spin_need_payoff="call_back")
+    slots = await form.required_slots([], CollectingDispatcher(), tracker, {})
+    assert slots[-1] == "spin_contact_time"
+    tracker = spin_tracker("x", "choose", None, spin_need_payoff="refund")
+    assert "spin_contact_time" not in await form.required_slots(
+        [], CollectingDispatcher(), tracker, {}
+    )
+
+
+# --- confirmation, corrections, tickets --------------------------------------------------------
+
+NEED = {
+    "spin_category": "complaint",
+    "spin_situation": "KF202611200001",
+    "spin_problem": "右耳没声音",
+    "spin_implication": "通勤路上没法用，耽误时间",
+    "spin_need_payoff": "replacement",
+    "spin_notes": ["我要投诉", "右耳没声音", "通勤路上没法用，耽误时间，不要打电话"],
+}
+
+
+async def confirm(text: str, intent: str, **slots: Any) -> tuple[CollectingDispatcher, dict]:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text, intent, slots={**NEED, **slots})
+    events = await ActionConfirmNeed().run(dispatcher, tracker, {})
+    return dispatcher, slots_of(events)
+
+
+async def test_confirmation_summarises_need_next_step_and_due_time(tickets: TicketStore) -> None:
+    dispatcher, slots = await confirm("换货", "choose")
+    message = dispatcher.messages[0]
+    assert message["response"] == "utter_need_confirmation"
+    body = message["summary"]
+    for part in ("KF202611200001", "AuraSound", "右耳没声音", "换货", "一般投诉", "承诺时间"):
+        assert part in body, part
+    assert "不要打电话" in body  # a special request
+    record = tickets.get_record(int(slots["spin_record_id"]))
+    assert record is not None and record.completeness == 1.0
+    assert record.complaint_grade is not None and record.complaint_grade.value == "general"
+    assert record.due_at - record.created_at == (record.due_at - record.created_at)
+
+
+async def test_confirmed_need_becomes_a_ticket_and_the_need_is_forgotten(
+    tickets: TicketStore,
+) -> None:
+    _, slots = await confirm("换货", "choose")
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("对的", "affirm", slots={**NEED, **slots})
+    events = slots_of(await ActionOpenTicket().run(dispatcher, tracker, {}))
+    message = dispatcher.messages[0]
+    assert message["response"] == "utter_ticket_opened"
+    ticket = tickets.find(message["ticket_number"])
+    assert ticket is not None and ticket.status == TicketStatus.open
+    assert events["spin_record_id"] is None and events["spin_problem"] is None
+
+
+async def test_correction_in_the_same_message_is_applied_and_shown_again(
+    tickets: TicketStore,
+) -> None:
+    _, slots = await confirm("换货", "choose")
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("不对，我要退款", "deny", slots={**NEED, **slots})
+    events = slots_of(await ActionAskCorrection().run(dispatcher, tracker, {}))
+    assert events["spin_need_payoff"] == "refund" and events["spin_corrections"] == 1
+    assert dispatcher.messages[0]["response"] == "utter_need_confirmation"
+    record = tickets.get_record(int(slots["spin_record_id"]))
+    assert record is not None and record.need_payoff == "refund"
+
+
+async def test_plain_no_asks_which_part_and_the_pick_clears_it(tickets: TicketStore) -> None:
+    _, slots = await confirm("换货", "choose")
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("不对", "deny", slots={**NEED, **slots})
+    await ActionAskCorrection().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["response"] == "utter_ask_correction_field"
+    pick = make_tracker(
+        '/choose{"choice": "spin_problem"}',
+        "choose",
+        slots=NEED,
+        entities=[{"entity": "choice", "value": "spin_problem"}],
+    )
+    events = await ActionStartCorrection().run(CollectingDispatcher(), pick, {})
+    assert SlotSet("spin_problem", None) in events
+
+
+async def test_after_three_corrections_an_agent_takes_over(tickets: TicketStore) -> None:
+    _, slots = await confirm("换货", "choose")
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("还是不对", "deny", slots={**NEED, **slots, "spin_corrections": 3})
+    await ActionAskCorrection().run(dispatcher, tracker, {})
+    message = dispatcher.messages[-1]
+    assert message["response"] == "utter_correction_limit"
+    ticket = tickets.find(message["ticket_number"])
+    assert ticket is not None and ticket.status == TicketStatus.pending_agent
+
+
+async def test_ticket_progress_by_customer_and_by_number(tickets: TicketStore) -> None:
+    _, slots = await confirm("换货", "choose")
+    opened = CollectingDispatcher()
+    await ActionOpenTicket().run(opened, make_tracker("对", "affirm", slots=slots), {})
+    number = opened.messages[0]["ticket_number"]
+
+    dispatcher = CollectingDispatcher()
+    await ActionTicketProgress().run(
+        dispatcher, make_tracker("我的工单进度", "ask_ticket_progress"), {}
+    )
+    message = dispatcher.messages[0]
+    assert message["response"] == "utter_ticket_status"
+    assert message["ticket_number"] == number and message["status"] == "已受理，等待处理"
+
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("ticket status", "ask_ticket_progress", slots={"ticket_number": number})
+    await ActionTicketProgress().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["ticket_number"] == number
+
+    dispatcher = CollectingDispatcher()
+    stranger = Tracker(
+        "someone-else", {"language": "en"}, {"intent": {}}, [], False, None, None, ""
+    )
+    await ActionTicketProgress().run(dispatcher, stranger, {})
+    assert dispatcher.messages[0]["response"] == "utter_no_tickets"
+
+
+# --- guided flows ------------------------------------------------------------------------------
+
+
+async def test_unsolved_logistics_answer_starts_the_logistics_flow() -> None:
+    earlier = [user_event("快递显示签收了但我没收到", "logistics_issue")]
+    tracker = make_tracker("没解决", "deny", slots={"kb_outcome": "answered"}, events=earlier)
+    with patch("actions.knowledge.kb_log"):
+        events = await ActionKbFeedback().run(CollectingDispatcher(), tracker, {})
+    assert SlotSet("flow_name", "logistics") in events
+
+
+async def test_flow_walks_from_the_order_to_a_ticket_that_prefills_spin(
+    tickets: TicketStore,
+) -> None:
+    slots = {"flow_name": "logistics", "requested_slot": None, "order_number": "KF202611200002"}
+    start = await read_flow_turn(
+        make_tracker("没解决", "deny", slots=slots), CollectingDispatcher()
+    )
+    assert start["flow_node"] == "ask_received"  # KF...0002 is delivered
+    asked = CollectingDispatcher()
+    at_question = {**slots, **start, "requested_slot": "flow_reply"}
+    await ActionAskFlowReply().run(asked, make_tracker("", "deny", slots=at_question), {})
+    assert asked.messages[-1]["buttons"]
+    reply = await read_flow_turn(
+        make_tracker("没收到", "deny", slots=at_question), CollectingDispatcher()
+    )
+    assert reply["flow_node"] in ("ask_lost_remedy",) or reply["flow_reply"]
+
+
+async def test_flow_reply_matching_no_option_is_asked_again() -> None:
+    slots = {"flow_name": "returns", "requested_slot": None}
+    start = await read_flow_turn(
+        make_tracker("没解决", "deny", slots=slots), CollectingDispatcher()
+    )
+    dispatcher = CollectingDispatcher()
+    at_question = {**slots, **start, "requested_slot": "flow_reply"}
+    updates = await read_flow_turn(
+        make_tracker("紫色的", "out_of_scope", 0.3, slots=at_question), dispatcher
+    )
+    assert updates == {"flow_node": start["flow_node"]}
+    assert dispatcher.messages[0]["response"] == "utter_flow_invalid_choice"
+
+
+async def test_ticket_outcome_hands_the_need_to_spin() -> None:
+    slots = {
+        "flow_name": "logistics",
+        "flow_node": "ticket_lost_refund",
+        "order_number": "KF202611200002",
+    }
+    dispatcher = CollectingDispatcher()
+    events = slots_of(
+        await ActionFlowOutcome().run(dispatcher, make_tracker("退款", "choose", slots=slots), {})
+    )
+    assert events["flow_outcome_kind"] == "ticket"
+    assert events["spin_need_payoff"] == "refund"
+    assert events["spin_situation"] == "KF202611200002"
+    assert events["spin_category"] == "logistics"
+    assert "complaint" in events["spin_hints"]
+    assert events["flow_name"] is None
