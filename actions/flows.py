@@ -39,6 +39,8 @@ NODE_SLOT = "flow_node"
 FACTS_SLOT = "flow_facts"
 FLOW_SLOT = "flow_name"
 RESET_FLOW = (FLOW_SLOT, NODE_SLOT, REPLY_SLOT, FACTS_SLOT)
+STOPPED = "stopped"
+"""`flow_reply` when the customer left the flow before an outcome."""
 
 
 def _flow(tracker: Tracker) -> Flow:
@@ -97,6 +99,8 @@ async def read_flow_turn(tracker: Tracker, dispatcher: CollectingDispatcher) -> 
         step, _ = start(flow, facts, language)
         return _arrive(step, facts)
     if advance is None:
+        if intent in ("deny", "skip"):  # "算了" at a question without a "no" option: stop
+            return {REPLY_SLOT: STOPPED}
         if is_interruption(tracker) or not reply:
             return {}
         dispatcher.utter_message(response="utter_flow_invalid_choice")
@@ -171,8 +175,9 @@ class ActionFlowOutcome(Action):
         flow = _flow(tracker)
         step = step_at(flow, tracker.get_slot(NODE_SLOT), language)
         events: list[EventType] = [SlotSet(slot, None) for slot in RESET_FLOW]
-        if not isinstance(step, Outcome):
-            return events
+        if not isinstance(step, Outcome):  # the customer stopped the flow
+            dispatcher.utter_message(response="utter_anything_else")
+            return [*events, SlotSet("flow_outcome_kind", None)]
         dispatcher.utter_message(text=step.message)
         if step.kind == "answer":
             if step.kb_entry:

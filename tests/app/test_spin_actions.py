@@ -343,3 +343,23 @@ async def test_ticket_outcome_hands_the_need_to_spin() -> None:
     assert events["spin_category"] == "logistics"
     assert "complaint" in events["spin_hints"]
     assert events["flow_name"] is None
+
+
+async def test_no_at_a_question_without_a_no_option_leaves_the_flow() -> None:
+    slots = {"flow_name": "returns", "requested_slot": None}
+    start = await read_flow_turn(
+        make_tracker("没解决", "deny", slots=slots), CollectingDispatcher()
+    )
+    at_question = {**slots, **start, "requested_slot": "flow_reply"}
+    updates = await read_flow_turn(
+        make_tracker("算了", "deny", slots=at_question), CollectingDispatcher()
+    )
+    assert updates == {"flow_reply": "stopped"}
+    dispatcher = CollectingDispatcher()
+    events = slots_of(
+        await ActionFlowOutcome().run(
+            dispatcher, make_tracker("算了", "deny", slots=at_question), {}
+        )
+    )
+    assert dispatcher.messages[0]["response"] == "utter_anything_else"
+    assert events["flow_name"] is None
