@@ -12,6 +12,7 @@ import click
 
 from bot.kb_cli import kb
 from bot.settings import get_settings
+from bot.tickets_cli import tickets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 main.add_command(kb)
+main.add_command(tickets)
 
 
 @main.command()

@@ -403,6 +403,37 @@ class TicketStore:
                 )
             )
 
+    def queue(
+        self,
+        *,
+        status: TicketStatus | None = None,
+        due_before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[Ticket]:
+        """Unfinished tickets (or those in `status`), soonest due first.
+
+        `due_before` keeps the ones due before that moment (overdue: pass the current time).
+        """
+        query = select(Ticket)
+        if status is not None:
+            query = query.where(Ticket.status == status)
+        else:
+            query = query.where(Ticket.status.not_in([_S.resolved, _S.closed]))
+        if due_before is not None:
+            query = query.where(Ticket.due_at < _utc(due_before, "due_before"))
+        with self._sessions() as session:
+            return list(
+                session.scalars(query.order_by(Ticket.due_at, Ticket.id).limit(max(limit, 0)))
+            )
+
+    def record_completeness(self) -> tuple[int, float]:
+        """How many service records there are and their mean completeness (0 when none)."""
+        with self._sessions() as session:
+            count, mean = session.execute(
+                select(func.count(ServiceRecord.id), func.avg(ServiceRecord.completeness))
+            ).one()
+        return int(count), float(mean or 0.0)
+
     def history(self, number: str) -> list[TicketEvent]:
         """The ticket's events, oldest first; raises `TicketNotFound` for an unknown number."""
         with self._sessions() as session:
