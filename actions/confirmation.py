@@ -26,6 +26,7 @@ from actions.service_plan import (
     CHANNEL_LABELS,
     DEFAULT_NEXT_STEP,
     GRADE_LABELS,
+    IMPACT_LABELS,
     MAJOR_NEXT_STEP,
     NEED_LABELS,
     NEXT_STEPS,
@@ -192,7 +193,8 @@ def summary(draft: RecordDraft) -> str:
     unknown = "not given" if en else "未提供"
 
     def line(zh: str, english: str, value: str | None) -> str:
-        return f"{english if en else zh}: {value or unknown}" if en else f"{zh}：{value or unknown}"
+        """One list item (a Markdown list in the web chat, plain lines elsewhere)."""
+        return f"- {english}: {value or unknown}" if en else f"- {zh}：{value or unknown}"
 
     situation = draft.order_number or draft.situation
     if draft.order_number and draft.product:
@@ -205,6 +207,10 @@ def summary(draft: RecordDraft) -> str:
     if problem and draft.problem_since:
         since = draft.problem_since.isoformat()
         problem = f"{problem} (since {since})" if en else f"{problem}（自 {since} 起）"
+    implication = draft.implication
+    if implication and implication == draft.problem and draft.impacts:  # read from one message
+        separator = ", " if en else "、"
+        implication = separator.join(label(IMPACT_LABELS, i, draft.language) for i in draft.impacts)
     policy = service_policy()
     tier = label(TIER_LABELS, draft.urgency.value, draft.language)
     if draft.complaint_grade is not None:
@@ -213,7 +219,7 @@ def summary(draft: RecordDraft) -> str:
     lines = [
         line("订单/商品", "Order / product", situation),
         line("问题", "Problem", problem),
-        line("影响", "Impact", draft.implication),
+        line("影响", "Impact", implication),
         line("期望处理", "Outcome wanted", label(NEED_LABELS, draft.need_payoff, draft.language)),
         line("紧急程度", "Priority", tier),
         line("下一步", "Next step", next_step(draft, draft.language)),

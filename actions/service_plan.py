@@ -23,6 +23,12 @@ GRADE_LABELS = {
     "general": ("一般投诉", "general complaint"),
     "major": ("重大投诉", "major complaint"),
 }
+IMPACT_LABELS = {
+    "money": ("经济损失", "money"),
+    "time": ("耽误时间", "time"),
+    "safety": ("安全隐患", "safety"),
+    "business": ("影响工作或学习", "work or study"),
+}
 NEED_LABELS = {
     "refund": ("退款", "refund"),
     "replacement": ("换货", "replacement"),

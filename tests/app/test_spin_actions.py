@@ -363,3 +363,9 @@ async def test_no_at_a_question_without_a_no_option_leaves_the_flow() -> None:
     )
     assert dispatcher.messages[0]["response"] == "utter_anything_else"
     assert events["flow_name"] is None
+
+
+async def test_an_impact_read_from_the_problem_is_shown_by_its_kind(tickets: TicketStore) -> None:
+    text = "订单KF202611200002的笔记本屏幕有坏点，影响我上班用，我要换货"
+    dispatcher, _ = await confirm(text, "complain", spin_problem=text, spin_implication=text)
+    assert "影响：影响工作或学习" in dispatcher.messages[0]["summary"]
