@@ -13,8 +13,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.service_plan import service_policy
 from bot.db import KbFeedback, KbOutcome, make_engine
 from bot.kb_log import KbLog
+from bot.service_policy import read_product
 from bot.settings import get_settings
 from knowledge_index import Hit, KnowledgeBase, KnowledgeIndexError, KnowledgeSettings, decide
 
@@ -22,6 +24,8 @@ OUTCOME_SLOT = "kb_outcome"
 FLOW_SLOT = "flow_name"
 FLOW_BY_INTENT = {"logistics_issue": "logistics", "return_refund": "returns"}
 """Topics whose unsolved questions continue in a guided flow (data/service/flows.yml)."""
+RECORDED_PROBLEM_INTENTS = frozenset({"product_question", "payment_issue"})
+"""Topics whose unsolved questions become a service record (the SPIN form asks the rest)."""
 ENTRY_SLOT = "kb_entry_id"
 SEARCH_DEPTH = 10
 """Hits fetched before keeping those in the customer's language."""
@@ -205,10 +209,14 @@ class ActionKbFeedback(Action):
         if answered:
             feedback = KbFeedback.solved if solved else KbFeedback.not_solved
             await asyncio.to_thread(kb_log().record_feedback, tracker.sender_id, feedback)
-        flow = None if solved else FLOW_BY_INTENT.get(intent_of_question(tracker) or "")
-        if flow is not None:
+        question = None if solved else question_asked(tracker)
+        intent = _intent_name(question)
+        if question is not None and intent in FLOW_BY_INTENT:
             dispatcher.utter_message(response="utter_flow_intro")
-            return [SlotSet(OUTCOME_SLOT, None), SlotSet(FLOW_SLOT, flow)]
+            return [SlotSet(OUTCOME_SLOT, None), SlotSet(FLOW_SLOT, FLOW_BY_INTENT[intent])]
+        if question is not None and intent in RECORDED_PROBLEM_INTENTS and question.get("text"):
+            dispatcher.utter_message(response="utter_spin_intro_problem")
+            return [SlotSet(OUTCOME_SLOT, None), *record_problem(str(question["text"]))]
         if not answered:
             dispatcher.utter_message(response="utter_anything_else")
             return []
@@ -216,11 +224,24 @@ class ActionKbFeedback(Action):
         return [SlotSet(OUTCOME_SLOT, None)]
 
 
-def intent_of_question(tracker: Tracker) -> str | None:
-    """The intent of the customer message before the latest one (the question answered)."""
+def question_asked(tracker: Tracker) -> dict[str, Any] | None:
+    """The customer message before the latest one (the question the answer was for)."""
     users = [e for e in tracker.events if e.get("event") == "user"]
-    if len(users) < 2:
-        return None
-    intent = (users[-2].get("parse_data") or {}).get("intent") or {}
-    name = intent.get("name")
-    return str(name) if name else None
+    return users[-2] if len(users) >= 2 else None
+
+
+def _intent_name(user_event: dict[str, Any] | None) -> str:
+    intent = ((user_event or {}).get("parse_data") or {}).get("intent") or {}
+    return str(intent.get("name") or "")
+
+
+def record_problem(text: str) -> list[EventType]:
+    """Starts the SPIN record of an unsolved problem with the question as its description."""
+    product = read_product(service_policy(), text)
+    return [
+        SlotSet("record_need", True),
+        SlotSet("spin_category", "problem"),
+        SlotSet("spin_problem", text),
+        SlotSet("spin_notes", [text]),
+        SlotSet("spin_situation", product),
+    ]

@@ -118,6 +118,7 @@ def read_spin_turn(
 
     if requested is None:  # the form starts: remember why, read the opening message
         updates["flow_outcome_kind"] = None
+        updates["record_need"] = None
         if not tracker.get_slot("spin_category"):
             updates["spin_category"] = CATEGORY_BY_INTENT.get(intent, "problem")
         if text and intent in CATEGORY_BY_INTENT and not is_generic_request(policy, text):
@@ -150,6 +151,8 @@ def read_spin_turn(
             updates["spin_need_payoff"] = payoff.value
 
     if requested is None or requested in updates:
+        return updates
+    if number and intent == "inform":  # just the order number: ask the open question again
         return updates
     return _answer_requested(requested, tracker, dispatcher, updates, text, intent, language, today)
 

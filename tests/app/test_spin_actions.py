@@ -369,3 +369,27 @@ async def test_an_impact_read_from_the_problem_is_shown_by_its_kind(tickets: Tic
     text = "订单KF202611200002的笔记本屏幕有坏点，影响我上班用，我要换货"
     dispatcher, _ = await confirm(text, "complain", spin_problem=text, spin_implication=text)
     assert "影响：影响工作或学习" in dispatcher.messages[0]["summary"]
+
+
+async def test_unsolved_product_answer_starts_a_record_of_the_problem() -> None:
+    earlier = [user_event("耳机右耳突然没声音了怎么办", "product_question")]
+    tracker = make_tracker("没解决", "deny", slots={"kb_outcome": "answered"}, events=earlier)
+    dispatcher = CollectingDispatcher()
+    with patch("actions.knowledge.kb_log"):
+        events = slots_of(await ActionKbFeedback().run(dispatcher, tracker, {}))
+    assert dispatcher.messages[0]["response"] == "utter_spin_intro_problem"
+    assert events["record_need"] is True and events["spin_category"] == "problem"
+    assert events["spin_problem"] == "耳机右耳突然没声音了怎么办"
+    assert events["spin_situation"] == "耳机"
+
+
+def test_an_order_number_alone_does_not_answer_another_question() -> None:
+    tracker = spin_tracker(
+        "订单号KF202611200001",
+        "inform",
+        "spin_implication",
+        entities=[{"entity": "order_number", "value": "KF202611200001"}],
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert updates["spin_situation"] == "KF202611200001"
+    assert "spin_implication" not in updates
