@@ -316,9 +316,9 @@ class TicketStore:
         (including a change to the same status). Sets `updated_at`; `resolved_at` is set on
         `resolved` and cleared when a resolved ticket is reopened.
         """
-        when = _utc(at, "at") if at is not None else _now()
         _check_actor(actor)
         for _ in range(_ATTEMPTS):
+            when = _utc(at, "at") if at is not None else _now()
             with self._sessions.begin() as session:
                 ticket = self._ticket(session, number)
                 current = ticket.status
@@ -435,14 +435,18 @@ class TicketStore:
         return int(count), float(mean or 0.0)
 
     def history(self, number: str) -> list[TicketEvent]:
-        """The ticket's events, oldest first; raises `TicketNotFound` for an unknown number."""
+        """The ticket's events in the order they happened; `TicketNotFound` for an unknown number.
+
+        Ordered by insertion (each change holds the ticket's row while it writes its event),
+        not by `at`, which concurrent writers may compute out of order.
+        """
         with self._sessions() as session:
             ticket = self._ticket(session, number)
             return list(
                 session.scalars(
                     select(TicketEvent)
                     .where(TicketEvent.ticket_id == ticket.id)
-                    .order_by(TicketEvent.at, TicketEvent.id)
+                    .order_by(TicketEvent.id)
                 )
             )
 
