@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from bot.desk_cli import agents
 from bot.kb_cli import kb
 from bot.settings import get_settings
 from bot.tickets_cli import tickets
@@ -22,6 +23,7 @@ def main() -> None:
 
 main.add_command(kb)
 main.add_command(tickets)
+main.add_command(agents)
 
 
 @main.command()
@@ -49,20 +51,26 @@ def db_upgrade() -> None:
 
 @db.command("seed")
 def db_seed() -> None:
-    """Load the demo shop's orders (KF202611200001 ... KF202611200020)."""
+    """Load the demo shop's orders (KF202611200001 ... KF202611200020) and the demo agent."""
     from bot.db import make_engine, upgrade
+    from bot.desk import seed_demo_agent
     from bot.orders import seed_demo_orders
 
     settings = get_settings()
     upgrade(settings.database_url)
-    count = seed_demo_orders(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    count = seed_demo_orders(engine)
     click.echo(f"Seeded {count} demo orders.")
+    if settings.demo_agent_password:
+        username = seed_demo_agent(engine, settings)
+        click.echo(f"Seeded desk agent {username} / {settings.demo_agent_password}.")
 
 
 @main.command()
 def demo() -> None:
     """Migrate, seed, train if needed, then run Rasa, actions and the web chat until Ctrl-C."""
     from bot.db import make_engine, upgrade
+    from bot.desk import seed_demo_agent
     from bot.knowledge import ensure_index
     from bot.orders import seed_demo_orders
     from bot.services import ServiceError, ServiceGroup, kefu_services
@@ -70,7 +78,13 @@ def demo() -> None:
 
     settings = get_settings()
     upgrade(settings.database_url)
-    seed_demo_orders(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    seed_demo_orders(engine)
+    desk_login = ""
+    if settings.demo_agent_password:
+        desk_login = (
+            f"  (login {seed_demo_agent(engine, settings)} / {settings.demo_agent_password})"
+        )
     folder, built = ensure_index(settings)
     click.echo(f"Knowledge base: {'built' if built else 'using'} {folder.name}")
     click.echo("Checking the model (training takes a few minutes the first time)...")
@@ -86,6 +100,7 @@ def demo() -> None:
         click.echo(
             "\nKefu is running:\n"
             f"  Web chat        {settings.web_url}\n"
+            f"  Agent desk      http://{settings.host}:{settings.web_port}/desk{desk_login}\n"
             f"  Rasa REST       {settings.rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API   {settings.rasa_url} (token: KEFU_RASA_TOKEN)\n"
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"

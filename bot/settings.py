@@ -16,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_RASA_TOKEN = "kefu-local-token"  # noqa: S105 (refused in production)
 """The Rasa API token of local runs; refused when `KEFU_ENV=production`."""
 
+DEMO_AGENT_PASSWORD = "kefu-demo-agent"  # noqa: S105 (refused in production)
+"""The demo agent's password of local runs; production runs have no demo password."""
+
 
 class SettingsError(ValueError):
     """The configuration is unsafe or inconsistent."""
@@ -61,6 +64,16 @@ class Settings(BaseSettings):
     smtp_sender: str = Field("kefu@localhost", description="From address of emailed copies.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout_seconds: float = Field(10, description="Timeout of each SMTP operation.")
+    desk_session_hours: float = Field(12, description="Lifetime of an agent desk login.")
+    desk_login_max_failures: int = Field(
+        5, description="Failed desk logins (per username or client) before a lockout."
+    )
+    desk_login_window_minutes: int = Field(
+        15, description="Window in which failed desk logins count towards the lockout."
+    )
+    demo_agent_password: str = Field(
+        DEMO_AGENT_PASSWORD, description="Password of the seeded `demo-agent` desk login."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:
@@ -80,6 +93,13 @@ class Settings(BaseSettings):
                 "KEFU_RASA_TOKEN must be set to a secret of at least 16 characters "
                 f"in production (try: {secrets.token_urlsafe(24)})."
             )
+        if self.env == "production" and self.demo_agent_password == DEMO_AGENT_PASSWORD:
+            if "demo_agent_password" in self.model_fields_set:
+                raise SettingsError(
+                    "KEFU_DEMO_AGENT_PASSWORD must not be the published demo password "
+                    "in production (leave it empty: production seeds no demo agent)."
+                )
+            self.demo_agent_password = ""  # no demo login with a published password
         if self.tracker_store_url == self.event_broker_url:
             raise SettingsError(
                 "The tracker store and the event broker both name a table 'events': "

@@ -2,11 +2,15 @@
 
 from bot.db.engine import make_engine, session_factory, upgrade
 from bot.db.models import (
+    Agent,
+    AgentRole,
     Base,
     ComplaintGrade,
+    DeskSession,
     KbFeedback,
     KbOutcome,
     KbQuery,
+    LoginAttempt,
     Order,
     OrderStatus,
     ServiceRecord,
@@ -18,11 +22,15 @@ from bot.db.models import (
 )
 
 __all__ = [
+    "Agent",
+    "AgentRole",
     "Base",
     "ComplaintGrade",
+    "DeskSession",
     "KbFeedback",
     "KbOutcome",
     "KbQuery",
+    "LoginAttempt",
     "Order",
     "OrderStatus",
     "ServiceRecord",

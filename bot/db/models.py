@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -14,13 +15,14 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -243,3 +245,60 @@ class TicketEvent(Base):
     )
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentRole(str, enum.Enum):
+    """What a desk account may do: serve customers, also edit knowledge, also administer."""
+
+    agent = "agent"
+    editor = "editor"
+    admin = "admin"
+
+
+class Agent(Base):
+    """A human agent's desk account (`bot.desk.accounts.AgentStore`); the password is argon2."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("username", name="uq_agents_username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(40))
+    display_name: Mapped[str] = mapped_column(String(80))
+    role: Mapped[AgentRole] = mapped_column(Enum(AgentRole, native_enum=False, length=20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeskSession(Base):
+    """A desk login: the cookie's token is stored only as its SHA-256 (`bot.desk.sessions`)."""
+
+    __tablename__ = "desk_sessions"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_desk_sessions_token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_desk_sessions_agent_id"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class LoginAttempt(Base):
+    """One desk login attempt; recent failures drive the lockout (shared by every worker)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(80))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
 
 from bot.settings import Settings, get_settings
-from bot.web.routes import chat, health
+from bot.web.routes import chat, desk, health
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(desk.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

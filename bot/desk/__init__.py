@@ -1,0 +1,22 @@
+"""The agent desk's groundwork: accounts (argon2), login sessions and the login lockout."""
+
+from bot.desk.accounts import (
+    DEMO_AGENT_USERNAME,
+    AccountError,
+    AgentStore,
+    seed_demo_agent,
+    validate_password,
+    validate_username,
+)
+from bot.desk.sessions import SessionStore, hash_token
+
+__all__ = [
+    "DEMO_AGENT_USERNAME",
+    "AccountError",
+    "AgentStore",
+    "SessionStore",
+    "hash_token",
+    "seed_demo_agent",
+    "validate_password",
+    "validate_username",
+]
