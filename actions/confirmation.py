@@ -240,25 +240,26 @@ def summary(draft: RecordDraft) -> str:
     return "\n".join(lines)
 
 
+def store_need(tracker: Tracker) -> tuple[RecordDraft, int]:
+    """Classifies the need and stores its record, new or corrected (blocking: use a thread)."""
+    store = ticket_store()
+    record_id = tracker.get_slot("spin_record_id")
+    existing = store.get_record(int(record_id)) if record_id is not None else None
+    created_at = existing.created_at if existing is not None else utc_now()
+    draft = build_draft(tracker, classify_need(tracker), created_at)
+    return draft, store.save_record(draft, existing.id if existing is not None else None)
+
+
 async def store_and_summarise(
     dispatcher: CollectingDispatcher, tracker: Tracker, extra: dict[str, Any] | None = None
 ) -> list[EventType]:
-    """Classifies, stores the record (new or corrected) and shows the need confirmation."""
+    """Stores the record (with the `extra` slot values) and shows the need confirmation."""
     for slot, value in (extra or {}).items():
         tracker.slots[slot] = value
-    record_id = tracker.get_slot("spin_record_id")
-    created_at = utc_now()
-    if record_id is not None:
-        existing = await asyncio.to_thread(ticket_store().get_record, int(record_id))
-        if existing is not None:
-            created_at = existing.created_at
-    draft = build_draft(tracker, classify_need(tracker), created_at)
-    saved_id = await asyncio.to_thread(
-        ticket_store().save_record, draft, int(record_id) if record_id is not None else None
-    )
+    draft, record_id = await asyncio.to_thread(store_need, tracker)
     dispatcher.utter_message(response="utter_need_confirmation", summary=summary(draft))
     return [SlotSet(slot, value) for slot, value in (extra or {}).items()] + [
-        SlotSet("spin_record_id", float(saved_id))
+        SlotSet("spin_record_id", float(record_id))
     ]
 
 
@@ -327,8 +328,7 @@ async def hand_over_after_corrections(
     dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> list[EventType]:
     """Opens the ticket for an agent (status pending_agent) with the record as it stands."""
-    events = await store_and_summarise(CollectingDispatcher(), tracker)
-    record_id = int(next(e["value"] for e in events if e["name"] == "spin_record_id"))
+    _, record_id = await asyncio.to_thread(store_need, tracker)
     ticket = await asyncio.to_thread(
         lambda: ticket_store().confirm(
             record_id, at=utc_now(), actor="bot", status=TicketStatus.pending_agent

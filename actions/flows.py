@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.knowledge import answer_entry
 from actions.orders import order_number_attempt, order_store
-from actions.service_plan import flow_book, service_policy, utc_now
+from actions.service_plan import flow_book, local_today
 from actions.spin import customer_text, entity_value, is_interruption
 from bot.flows import (
     Flow,
@@ -49,8 +49,7 @@ def _flow(tracker: Tracker) -> Flow:
 
 def _order_facts(number: str | None) -> dict[str, Any]:
     order = order_store().find(number) if number else None
-    today = utc_now().astimezone(service_policy().zone).date()
-    return facts_for_order(order, today)
+    return facts_for_order(order, local_today())
 
 
 def _arrive(step: Step, facts: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +128,7 @@ class ValidateGuidedFlowForm(FormValidationAction):
         return [SlotSet(slot, value) for slot, value in tracker.slots_to_validate().items()]
 
 
-def question_message(question: Question, order_known: bool, language: str) -> dict[str, Any]:
+def question_message(question: Question) -> dict[str, Any]:
     """The question with one button per option (`/choose{"choice": id}`)."""
     buttons = [
         {"title": option.title, "payload": "/choose" + json.dumps({"choice": option.id})}
@@ -156,7 +155,7 @@ class ActionAskFlowReply(Action):
         facts = tracker.get_slot(FACTS_SLOT) or {}
         if not facts.get("order_known"):
             dispatcher.utter_message(response="utter_flow_order_hint")
-        dispatcher.utter_message(**question_message(step, bool(facts.get("order_known")), language))
+        dispatcher.utter_message(**question_message(step))
         return []
 
 

@@ -18,7 +18,7 @@ from bot.settings import get_settings
 
 ORDER_NUMBER_SLOT = "order_number"
 ATTEMPTS_SLOT = "invalid_order_number_attempts"
-_ATTEMPT = re.compile(r"(?:[Kk][Ff])?[\d\s-]{4,}\d")
+_ATTEMPT = re.compile(r"[Kk][Ff][\s-]*\d[\d\s-]*|[\d\s-]{4,}\d")
 _INTENTS_GIVING_NUMBERS = {"inform", "order_status", "nlu_fallback"}
 
 

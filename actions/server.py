@@ -41,9 +41,18 @@ class SelectiveDomainExecutor(ActionExecutor):
 
 
 def warm_knowledge_base() -> None:
-    """Loads the knowledge base and runs one search, logging instead of failing."""
+    """Loads the service plan files and the knowledge base, logging instead of failing."""
     from actions.knowledge import knowledge_base
+    from actions.service_plan import flow_book, service_policy
+    from bot.flows import FlowError
+    from bot.service_policy import PolicyError
     from knowledge_index import KnowledgeIndexError
+
+    try:
+        service_policy()
+        flow_book()
+    except (PolicyError, FlowError) as error:
+        logger.error("Service plan files are invalid (run `kefu service check`): %s", error)
 
     try:
         version = knowledge_base().load()

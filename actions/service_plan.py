@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from bot.db import make_engine
@@ -87,6 +87,11 @@ def label(labels: dict[str, tuple[str, str]], key: str | None, language: str) ->
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def local_today() -> date:
+    """Today in the service policy's time zone (what "yesterday" and day counts refer to)."""
+    return utc_now().astimezone(service_policy().zone).date()
 
 
 @lru_cache(maxsize=1)

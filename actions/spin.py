@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.orders import ATTEMPTS_SLOT, order_number_attempt
-from actions.service_plan import SKIPPED, service_policy, utc_now
+from actions.service_plan import SKIPPED, local_today, service_policy
 from bot.orders import InvalidOrderNumber, normalize_order_number
 from bot.service_policy import (
     FutureDate,
@@ -58,7 +58,6 @@ INTERRUPTION_CONFIDENCE = 0.75
 _BUTTON_PAYLOAD = re.compile(r"^/\w+")
 _WANTS = re.compile(r"要|想|希望|请|麻烦|want|would like|'d like|please|need|can you", re.I)
 """A wish, as opposed to a description: "我要换货" states an outcome, "说好回电话" does not."""
-_KF_PREFIX = re.compile(r"[Kk][Ff][\s-]*\d")
 
 
 def is_interruption(tracker: Tracker) -> bool:
@@ -186,7 +185,7 @@ def _answer_requested(
     if not text or is_interruption(tracker):
         return _unless_nothing(updates)
     if requested == "spin_situation":
-        if order_number_attempt(text) is not None or _KF_PREFIX.search(text):  # malformed
+        if order_number_attempt(text) is not None:  # a malformed order number
             attempts = int(tracker.get_slot(ATTEMPTS_SLOT) or 0) + 1
             dispatcher.utter_message(
                 response="utter_invalid_order_number_offer_human"
@@ -239,7 +238,7 @@ class ValidateSpinForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         """Everything the latest message answers, validated (see `read_spin_turn`)."""
-        updates = read_spin_turn(tracker, dispatcher, utc_now().astimezone(_zone()).date())
+        updates = read_spin_turn(tracker, dispatcher, local_today())
         return [SlotSet(slot, value) for slot, value in updates.items()]
 
     async def get_validation_events(
@@ -247,7 +246,3 @@ class ValidateSpinForm(FormValidationAction):
     ) -> list[EventType]:
         """The extracted values are already validated; pass them on."""
         return [SlotSet(slot, value) for slot, value in tracker.slots_to_validate().items()]
-
-
-def _zone() -> Any:
-    return service_policy().zone

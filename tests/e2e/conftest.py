@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import shutil
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -11,6 +12,7 @@ from typing import cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
+from playwright.sync_api import Browser, sync_playwright
 
 from bot.bench.common import free_port
 from bot.db import make_engine, upgrade
@@ -21,6 +23,7 @@ from bot.settings import Settings, get_settings
 from bot.training import ensure_model
 
 TOKEN = "e2e-test-token-0123456789"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 class Mailbox:
@@ -84,3 +87,13 @@ def stack_group(
 def stack(stack_group: ServiceGroup) -> Settings:
     """Settings of the running stack (URLs, ports, store URLs)."""
     return stack_group.settings
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, driven by Playwright, for a module of real-browser tests."""
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

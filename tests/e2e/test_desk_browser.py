@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bot.db import AgentRole, make_engine
 from bot.desk import AgentStore
@@ -15,19 +14,9 @@ from bot.settings import Settings
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 expect.set_options(timeout=30_000)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 USERNAME = "e2e.agent"
 PASSWORD = "e2e-agent-password"
 DISPLAY_NAME = "王小明 Wang <b>Xiaoming</b>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
