@@ -17,12 +17,16 @@ MAX_LISTED = 3
 """Tickets told when the customer does not name one (newest first)."""
 
 
-def ticket_status_message(ticket: Ticket, language: str) -> dict[str, str]:
-    """The values `utter_ticket_status` interpolates."""
+def ticket_status_message(ticket: Ticket, language: str, *, owner: bool) -> dict[str, str]:
+    """The values `utter_ticket_status` interpolates.
+
+    Ticket numbers are sequential, so anyone can type one: only the customer who opened the
+    ticket sees its summary (what the problem was); others see status and due time only.
+    """
     return {
         "ticket_number": ticket.number,
         "status": label(STATUS_LABELS, ticket.status.value, language),
-        "summary": ticket.summary,
+        "summary": ticket.summary if owner else "",
         "due": format_due(service_policy(), ticket.due_at, language),
     }
 
@@ -53,6 +57,9 @@ class ActionTicketProgress(Action):
             dispatcher.utter_message(response="utter_no_tickets")
         for ticket in tickets:
             dispatcher.utter_message(
-                response="utter_ticket_status", **ticket_status_message(ticket, language)
+                response="utter_ticket_status",
+                **ticket_status_message(
+                    ticket, language, owner=ticket.customer_id == tracker.sender_id
+                ),
             )
         return [SlotSet("ticket_number", None)]

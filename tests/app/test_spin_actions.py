@@ -393,3 +393,25 @@ def test_an_order_number_alone_does_not_answer_another_question() -> None:
     updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
     assert updates["spin_situation"] == "KF202611200001"
     assert "spin_implication" not in updates
+
+
+async def test_someone_else_asking_by_number_sees_no_summary(tickets: TicketStore) -> None:
+    _, slots = await confirm("换货", "choose")
+    opened = CollectingDispatcher()
+    await ActionOpenTicket().run(opened, make_tracker("对", "affirm", slots=slots), {})
+    number = opened.messages[0]["ticket_number"]
+    dispatcher = CollectingDispatcher()
+    stranger = Tracker(
+        "someone-else",
+        {"language": "zh", "ticket_number": number},
+        {"intent": {"name": "ask_ticket_progress"}},
+        [],
+        False,
+        None,
+        None,
+        "",
+    )
+    await ActionTicketProgress().run(dispatcher, stranger, {})
+    message = dispatcher.messages[0]
+    assert message["ticket_number"] == number and message["summary"] == ""
+    assert message["status"] == "已受理，等待处理"
