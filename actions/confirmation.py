@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -32,13 +32,15 @@ from actions.service_plan import (
     NEXT_STEPS,
     SKIPPED,
     TIER_LABELS,
+    handoff_policy,
     label,
     service_policy,
     ticket_store,
     utc_now,
 )
 from actions.spin import CONTACT_TIME_SLOT, SPIN_SLOTS, customer_text, entity_value
-from bot.db import ComplaintGrade, ServiceRecord, TicketStatus
+from bot.db import ComplaintGrade, ServiceRecord, Ticket, TicketStatus, UrgencyTier
+from bot.handoff.policy import HandoffReason
 from bot.mailer import MailError, confirmation_letter, send_letter
 from bot.orders import InvalidOrderNumber, normalize_order_number
 from bot.service_policy import (
@@ -335,7 +337,26 @@ async def hand_over_after_corrections(
         )
     )
     dispatcher.utter_message(response="utter_correction_limit", ticket_number=ticket.number)
-    return reset_need()
+    return reset_need() + hand_over(HandoffReason.correction_limit, ticket.number)
+
+
+def hand_over(reason: HandoffReason, ticket_number: str) -> list[EventType]:
+    """Events that run `action_handoff` next, for this reason and ticket."""
+    return [
+        SlotSet("handoff_reason", reason.value),
+        SlotSet("handoff_ticket", ticket_number),
+        FollowupAction("action_handoff"),
+    ]
+
+
+def escalation(ticket: Ticket) -> HandoffReason | None:
+    """Why a just-opened ticket goes straight to an agent (handoff.yml triggers), if it does."""
+    triggers = handoff_policy().triggers
+    if triggers.major_complaint and ticket.complaint_grade == ComplaintGrade.major:
+        return HandoffReason.major_complaint
+    if triggers.urgent_tier and ticket.urgency == UrgencyTier.urgent:
+        return HandoffReason.urgent_tier
+    return None
 
 
 def reset_need() -> list[EventType]:
@@ -397,7 +418,8 @@ class ActionOpenTicket(Action):
         )
         if record.email:
             await email_copy(dispatcher, record, ticket, due, step)
-        return reset_need()
+        reason = escalation(ticket)
+        return reset_need() + (hand_over(reason, ticket.number) if reason else [])
 
 
 async def email_copy(

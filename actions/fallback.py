@@ -1,4 +1,8 @@
-"""The fallback: try the knowledge base, else ask to rephrase; on a second miss, offer a human."""
+"""The fallback: try the knowledge base, else ask to rephrase; after repeated misses, a human.
+
+How many misses in a row hand the conversation over is `triggers.consecutive_misses.count`
+in data/service/handoff.yml.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.knowledge import answer_from_kb
+from actions.service_plan import handoff_policy
 from bot.db import KbOutcome
+from bot.handoff.policy import HandoffReason
 
 FALLBACK_INTENT = "nlu_fallback"
 MAX_SUGGESTIONS = 3
@@ -67,7 +73,7 @@ def suggestion_buttons(intent_ranking: list[dict[str, Any]], language: str) -> l
 
 
 class ActionFallback(Action):
-    """First miss: rephrase with suggestions. Second miss in a row: offer a human."""
+    """A miss: rephrase with suggestions; the policy's number of misses in a row: a human."""
 
     def name(self) -> str:
         """Action name used in domain.yml and config.yml."""
@@ -83,10 +89,11 @@ class ActionFallback(Action):
         result = await answer_from_kb(dispatcher, tracker, utter_when_none=False)
         if result.outcome != KbOutcome.no_answer:
             return [SlotSet("kb_outcome", result.outcome.value)]
-        if consecutive_misses(tracker.events) >= 2:
+        if consecutive_misses(tracker.events) >= handoff_policy().triggers.consecutive_misses.count:
             return [
                 SlotSet("kb_outcome", result.outcome.value),
-                FollowupAction("utter_offer_human"),
+                SlotSet("handoff_reason", HandoffReason.consecutive_misses.value),
+                FollowupAction("action_handoff"),
             ]
         dispatcher.utter_message(
             response="utter_ask_rephrase",

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from bot.db import make_engine
 from bot.flows import FlowBook, load_flows
+from bot.handoff.policy import HandoffPolicy, load_handoff_policy
 from bot.service_policy import ServicePolicy, load_policy
 from bot.settings import get_settings
 from bot.tickets import TicketStore
@@ -110,3 +111,9 @@ def ticket_store() -> TicketStore:
 def flow_book() -> FlowBook:
     """The guided decision flows (data/service/flows.yml), loaded on first use."""
     return load_flows()
+
+
+@lru_cache(maxsize=1)
+def handoff_policy() -> HandoffPolicy:
+    """The handoff policy file (data/service/handoff.yml), loaded on first use."""
+    return load_handoff_policy()

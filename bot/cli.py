@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from bot.desk_cli import agents
+from bot.handoff_cli import customers, handoffs
 from bot.kb_cli import kb
 from bot.settings import get_settings
 from bot.tickets_cli import tickets
@@ -24,6 +25,8 @@ def main() -> None:
 main.add_command(kb)
 main.add_command(tickets)
 main.add_command(agents)
+main.add_command(handoffs)
+main.add_command(customers)
 
 
 @main.command()
@@ -156,15 +159,29 @@ def service() -> None:
 @service.command("check")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path), default=None)
 @click.option("--flows", "flows_path", type=click.Path(path_type=Path), default=None)
-def service_check(policy_path: Path | None, flows_path: Path | None) -> None:
-    """Validates data/service/policy.yml and data/service/flows.yml, naming each mistake."""
+@click.option("--handoff", "handoff_path", type=click.Path(path_type=Path), default=None)
+@click.option("--canned", "canned_path", type=click.Path(path_type=Path), default=None)
+def service_check(
+    policy_path: Path | None,
+    flows_path: Path | None,
+    handoff_path: Path | None,
+    canned_path: Path | None,
+) -> None:
+    """Validates the service plan files in data/service/, naming each mistake.
+
+    policy.yml, flows.yml, handoff.yml and canned_replies.yml.
+    """
     from bot.flows import FlowError, load_flows
+    from bot.handoff.canned import CannedRepliesError, load_canned_replies
+    from bot.handoff.policy import HandoffPolicyError, load_handoff_policy
     from bot.service_policy import PolicyError, load_policy
 
     failed = False
     checks: list[tuple[str, Callable[[], object], type[Exception]]] = [
         ("policy", lambda: load_policy(policy_path), PolicyError),
         ("flows", lambda: load_flows(flows_path), FlowError),
+        ("handoff", lambda: load_handoff_policy(handoff_path), HandoffPolicyError),
+        ("canned replies", lambda: load_canned_replies(canned_path), CannedRepliesError),
     ]
     for name, load, error_type in checks:
         try:
@@ -200,6 +217,30 @@ def bench_chat(
     report = run_chat_benchmark(
         get_settings(), messages, conversations, per_conversation, url, train_time
     )
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+
+
+@bench.command("handoff")
+@click.option("--handoffs", default=10, show_default=True, help="Concurrent handoffs.")
+@click.option(
+    "--messages",
+    default=200,
+    show_default=True,
+    help="Messages in all, split evenly: customer -> desk and agent -> customer alternate.",
+)
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds each message may take.")
+@click.option("--web-url", default="", help="A running web service (default: a fresh stack).")
+@click.option("--rasa-url", default="", help="The running stack's Rasa (with --web-url).")
+def bench_handoff(
+    handoffs: int, messages: int, timeout: float, web_url: str, rasa_url: str
+) -> None:
+    """Handoff latency: customer -> agent console and agent -> customer web chat."""
+    from bot.bench.handoff import run_handoff_benchmark
+
+    if bool(web_url) != bool(rasa_url):
+        raise click.UsageError("Give both --web-url and --rasa-url, or neither.")
+    report = run_handoff_benchmark(get_settings(), handoffs, messages, timeout, web_url, rasa_url)
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
 

@@ -126,10 +126,18 @@ class ServiceGroup:
 
     def restart(self, name: str, timeout: float = 240.0) -> None:
         """Stops the service called `name`, starts it again and waits until all are healthy."""
+        self.stop_service(name)
+        self.start_service(name, timeout)
+
+    def stop_service(self, name: str) -> None:
+        """Stops the service called `name` (SIGTERM, then SIGKILL after 10 s)."""
         service = next(s for s in self.services if s.name == name)
         if service.process is not None:
             _terminate([service.process], grace=10.0)
-        self._spawn(service)
+
+    def start_service(self, name: str, timeout: float = 240.0) -> None:
+        """Starts the service called `name` and waits until every service is healthy."""
+        self._spawn(next(s for s in self.services if s.name == name))
         self.wait_healthy(timeout)
 
     def _spawn(self, service: Service) -> None:

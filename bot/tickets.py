@@ -39,12 +39,13 @@ _S = TicketStatus
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     _S.open: frozenset({_S.pending_agent, _S.in_progress, _S.resolved, _S.closed}),
     _S.pending_agent: frozenset({_S.in_progress, _S.open, _S.closed}),
-    _S.in_progress: frozenset({_S.waiting_customer, _S.pending_agent, _S.resolved}),
+    _S.in_progress: frozenset({_S.waiting_customer, _S.pending_agent, _S.open, _S.resolved}),
     _S.waiting_customer: frozenset({_S.in_progress, _S.resolved, _S.closed}),
     _S.resolved: frozenset({_S.closed, _S.in_progress}),
     _S.closed: frozenset(),
 }
-"""Where a ticket may go from each status (resolved -> in_progress reopens it)."""
+"""Where a ticket may go from each status (resolved -> in_progress reopens it;
+in_progress -> open is an agent handing the conversation back to the bot)."""
 
 FIRST_STATUSES = frozenset({_S.open, _S.pending_agent})
 """What a ticket may start as: open, or pending_agent when the bot hands over at once."""

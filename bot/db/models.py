@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -268,6 +269,8 @@ class Agent(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """When the desk last heard from this agent (its console's WebSocket): online or not."""
 
 
 class DeskSession(Base):
@@ -302,3 +305,100 @@ class LoginAttempt(Base):
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class Customer(Base):
+    """What Kefu knows of a customer, keyed by their conversation (sender) id on a channel."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(String(80))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(8))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HandoffStatus(str, enum.Enum):
+    """Where a handed-off conversation is: waiting, with an agent, or back with the bot."""
+
+    queued = "queued"
+    active = "active"
+    resolved = "resolved"
+    handed_back = "handed_back"
+
+
+OPEN_HANDOFF_STATUSES = (HandoffStatus.queued, HandoffStatus.active)
+"""A conversation has at most one handoff in these statuses: the bot is paused meanwhile."""
+
+
+class Handoff(Base):
+    """A conversation handed to the agents, with the packet the bot gathered (`bot.handoff`)."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(40))
+    status: Mapped[HandoffStatus] = mapped_column(Enum(HandoffStatus, native_enum=False, length=20))
+    ticket_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_handoffs_ticket_id"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_handoffs_agent_id"), index=True
+    )
+    packet: Mapped[dict[str, Any]] = mapped_column(JSON)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ticket: Mapped[Ticket] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+
+class MessageKind(str, enum.Enum):
+    """Who wrote a message of a handoff; notes stay inside the desk."""
+
+    customer = "customer"
+    agent = "agent"
+    bot = "bot"
+    note = "note"
+    system = "system"
+
+
+class HandoffMessage(Base):
+    """One message of a handed-off conversation as the desk shows it.
+
+    `source_key` names where it came from (`event:<broker position>`, `packet:<n>`), so a
+    message read twice from the event broker is stored once.
+    """
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (UniqueConstraint("source_key", name="uq_handoff_messages_source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("handoffs.id", name="fk_handoff_messages_handoff_id"), index=True
+    )
+    kind: Mapped[MessageKind] = mapped_column(Enum(MessageKind, native_enum=False, length=20))
+    author: Mapped[str | None] = mapped_column(String(80))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source_key: Mapped[str | None] = mapped_column(String(80))
+
+
+class BrokerOffset(Base):
+    """How far a consumer has read the event broker (committed with what it stored)."""
+
+    __tablename__ = "broker_offsets"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
 
+from bot.handoff.desk import DeskService
+from bot.handoff.masking import install_log_masking
 from bot.settings import Settings, get_settings
-from bot.web.routes import chat, desk, health
+from bot.web.routes import chat, desk, desk_api, health
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -17,11 +22,28 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The web service for `settings` (the environment's by default)."""
     settings = settings or get_settings()
-    app = FastAPI(title="Kefu", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Starts the desk's event-broker consumer; stops it and closes Rasa's client."""
+        install_log_masking()
+        service = DeskService.from_settings(settings)
+        app.state.desk_service = service
+        stop = asyncio.Event()
+        consumer = asyncio.create_task(service.run_consumer(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await consumer
+            await service.rasa.close()
+
+    app = FastAPI(title="Kefu", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(desk.router)
+    app.include_router(desk_api.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

@@ -39,11 +39,15 @@ async def test_first_miss_asks_to_rephrase_with_suggestions() -> None:
     ]
 
 
-async def test_second_miss_in_a_row_offers_a_human() -> None:
+async def test_second_miss_in_a_row_hands_over_to_a_human() -> None:
     earlier = [user_event("嗯嗯那个", "nlu_fallback", 0.45), {"event": "bot", "text": "?"}]
     tracker = make_tracker("就是那个啊", "nlu_fallback", 0.45, events=earlier)
     events = await ActionFallback().run(CollectingDispatcher(), tracker, {})
-    assert events == [NO_ANSWER, FollowupAction("utter_offer_human")]
+    assert events == [
+        NO_ANSWER,
+        SlotSet("handoff_reason", "consecutive_misses"),
+        FollowupAction("action_handoff"),
+    ]
 
 
 async def test_a_miss_after_an_understood_message_starts_over() -> None:

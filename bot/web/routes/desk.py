@@ -34,7 +34,8 @@ LOGIN_CSRF_COOKIE = "kefu_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_FORM_BYTES = 4096
 DESK_CSP = (
-    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 

@@ -1,0 +1,231 @@
+"""Masking personal data in logs: what is masked, what is left alone, and the log filter."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+import pytest
+
+from bot.handoff.masking import (
+    DEFAULT_LOGGERS,
+    PersonalDataFilter,
+    install_log_masking,
+    mask_personal_data,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # Mobile numbers keep the first 3 and the last 4 digits.
+        ("13812345678", "138****5678"),
+        ("我的手机是13812345678，谢谢", "我的手机是138****5678，谢谢"),
+        ("phone: 19912345678.", "phone: 199****5678."),
+        ("138 1234 5678", "138****5678"),
+        ("138-1234-5678", "138****5678"),
+        ("+86 13812345678", "+86 138****5678"),
+        ("+8613812345678", "+86138****5678"),
+        ("电话13812345678和15987654321", "电话138****5678和159****4321"),
+        # Resident ID numbers keep the first 3 and the last 4 characters.
+        ("身份证号110101199003071234", "身份证号110****1234"),
+        ("ID 44030419851231002X ok", "ID 440****002X ok"),
+        ("id 44030419851231002x", "id 440****002x"),
+        # Emails keep the first letter and the domain.
+        ("alice@example.com", "a***@example.com"),
+        ("mail me at bob.smith+kefu@mail.example.co.uk!", "mail me at b***@mail.example.co.uk!"),
+        ("邮箱：zhang_san@qq.com。", "邮箱：z***@qq.com。"),
+        # Chinese street addresses keep the province, city and district.
+        (
+            "地址：广东省深圳市南山区科技园路1号3栋501室，麻烦尽快",
+            "地址：广东省深圳市南山区***，麻烦尽快",
+        ),
+        ("上海市浦东新区张江路88弄5号1201室", "上海市浦东新区***"),
+        ("北京市朝阳区望京小区3号楼2单元", "北京市朝阳区***"),
+        ("寄到浙江省杭州市西湖区文三路478号", "寄到浙江省杭州市西湖区***"),
+        ("四川省成都市武侯区人民南路四段12号", "四川省成都市武侯区***"),
+        # English street addresses keep the street word.
+        ("221B Baker Street", "*** Street"),
+        ("ship to 221B Baker Street, London", "ship to *** Street, London"),
+        ("1600 Pennsylvania Ave NW", "*** Ave NW"),
+        ("12 baker st.", "*** st."),
+        ("deliver to 350 Fifth Avenue please", "deliver to *** Avenue please"),
+        ("我住在12 Baker Street", "我住在*** Street"),
+        ("10 Downing St", "*** St"),
+        # Several kinds at once.
+        (
+            "张三 13812345678 zhang@example.com 上海市浦东新区张江路88弄5号",
+            "张三 138****5678 z***@example.com 上海市浦东新区***",
+        ),
+    ],
+)
+def test_personal_data_is_masked(text: str, masked: str) -> None:
+    assert mask_personal_data(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号 KF202611200001",
+        "KF202611200001",
+        "order KF202611200001 and KF202611200020",
+        "工单 TK202611220001 已创建",
+        "TK202611220001",
+        "金额 ¥1399.00",
+        "退款 1399 元",
+        "paid 13800 yuan",
+        "$1,399.00",
+        "日期 2026-11-20",
+        "2026年11月20日 15:30",
+        "20261120",
+        "due 2026-11-22T07:30:00+00:00",
+        "timestamp 1732000000000",
+        "12345678901",  # 11 digits, not a mobile number (starts with 12)
+        "version 1.13812345678",
+        "I ordered 2 phones on Main Street",
+        "paid 1399 yuan on Main Street",
+        "3 days on the road",
+        "我在超市买的3号商品坏了",
+        "上海市的快递太慢了，3号到的",
+        "北京市朝阳区",
+        "please email support",
+        "a@b",
+        "",
+    ],
+)
+def test_other_data_is_left_alone(text: str) -> None:
+    assert mask_personal_data(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "13812345678 110101199003071234 alice@example.com",
+        "广东省深圳市南山区科技园路1号3栋501室",
+        "221B Baker Street",
+    ],
+)
+def test_masking_twice_changes_nothing_more(text: str) -> None:
+    once = mask_personal_data(text)
+    assert once != text
+    assert mask_personal_data(once) == once
+
+
+# --- the log filter ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger of its own writing to a string (not to the root logger's handlers)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("kefu.test.masking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+    logger.propagate = True
+
+
+Install = Callable[[Iterable[str]], int]
+
+
+@pytest.fixture
+def install() -> Iterator[Install]:
+    """`install_log_masking`, undone afterwards (pytest's own log handlers sit on the root)."""
+    touched: list[tuple[logging.Handler, list[object]]] = []
+
+    def run(names: Iterable[str]) -> int:
+        names = list(names)
+        loggers = [logging.getLogger(), *(logging.getLogger(name) for name in names)]
+        touched.extend((h, list(h.filters)) for logger in loggers for h in logger.handlers)
+        return install_log_masking(names)
+
+    yield run
+    for handler, filters in touched:
+        for added in [f for f in handler.filters if f not in filters]:
+            handler.removeFilter(added)
+
+
+def test_log_filter_masks_messages_and_their_arguments(
+    captured: tuple[logging.Logger, io.StringIO], install: Install
+) -> None:
+    logger, stream = captured
+    install([logger.name])
+    assert any(isinstance(f, PersonalDataFilter) for f in logger.handlers[0].filters)
+    logger.info("customer %s, phone %s", "alice@example.com", "13812345678")
+    logger.warning("order KF202611200001 to 上海市浦东新区张江路88弄5号1201室")
+    assert stream.getvalue().splitlines() == [
+        "INFO kefu.test.masking customer a***@example.com, phone 138****5678",
+        "WARNING kefu.test.masking order KF202611200001 to 上海市浦东新区***",
+    ]
+
+
+def test_without_the_filter_nothing_is_masked(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    logger.info("phone %s", "13812345678")
+    assert stream.getvalue() == "INFO kefu.test.masking phone 13812345678\n"
+
+
+def test_log_filter_masks_tracebacks(
+    captured: tuple[logging.Logger, io.StringIO], install: Install
+) -> None:
+    logger, stream = captured
+    install([logger.name])
+    try:
+        raise ValueError("bad phone 13812345678")
+    except ValueError:
+        logger.exception("failed for %s", "bob@example.com")
+    output = stream.getvalue()
+    assert "failed for b***@example.com" in output
+    assert "ValueError: bad phone 138****5678" in output
+    assert "Traceback" in output
+    assert "13812345678" not in output and "bob@" not in output
+
+
+def test_installing_twice_adds_one_filter(
+    captured: tuple[logging.Logger, io.StringIO], install: Install
+) -> None:
+    logger, _ = captured
+    root = logging.getLogger()
+    root_handler = logging.StreamHandler(io.StringIO())
+    root.addHandler(root_handler)
+    try:
+        handlers = list(dict.fromkeys([*root.handlers, *logger.handlers]))  # each once
+        assert install([logger.name]) == len(handlers)
+        assert install([logger.name]) == 0
+        for handler in handlers:
+            assert sum(isinstance(f, PersonalDataFilter) for f in handler.filters) == 1
+    finally:
+        root.removeHandler(root_handler)
+
+
+def test_the_root_logger_is_covered(install: Install) -> None:
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root.addHandler(handler)
+    try:
+        install(())
+        logging.getLogger("kefu.test.masking.propagating").warning("call 13812345678")
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue() == "call 138****5678\n"
+
+
+def test_default_loggers_are_uvicorns() -> None:
+    assert DEFAULT_LOGGERS == ("uvicorn", "uvicorn.access")
+
+
+def test_the_filter_keeps_every_record() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "n=%d", ("not a number",), None)
+    assert PersonalDataFilter().filter(record) is True
+    assert record.msg == "n=%d" and record.args == ("not a number",)  # the handler reports it
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, {"phone": "13812345678"}, (), None)
+    assert PersonalDataFilter().filter(record) is True
+    assert record.msg == "{'phone': '138****5678'}" and record.args == ()

@@ -1,0 +1,255 @@
+"""Human handoff end to end: real Rasa, action server, desk service, web chat and browser.
+
+1. Two browser pages: the customer in the web chat asks for a person; the agent sees the
+   packet in the console, claims, replies; hostile customer text stays inert; the agent
+   resolves; the customer rates 5; the bot answers again.
+2. The desk service restarts in the middle of a handoff: the message the customer sent
+   while it was down reaches the console once, and the conversation carries on.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+from playwright.sync_api import Browser, Page, expect
+
+from bot.db import AgentRole, Handoff, HandoffStatus, make_engine
+from bot.desk import AgentStore
+from bot.handoff.store import HandoffStore
+from bot.services import ServiceGroup
+from bot.settings import Settings
+
+pytestmark = [pytest.mark.e2e]
+
+expect.set_options(timeout=30_000)
+USERNAME = "handoff.agent"
+PASSWORD = "handoff-agent-password"
+DISPLAY_NAME = "客服小李 Li"
+HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>"]
+
+
+@pytest.fixture(scope="module")
+def agent(stack: Settings) -> str:
+    engine = make_engine(stack.database_url)
+    store = AgentStore(engine)
+    if store.get(USERNAME) is None:
+        store.create(USERNAME, DISPLAY_NAME, AgentRole.agent, PASSWORD)
+    engine.dispose()
+    return USERNAME
+
+
+def open_handoff_with(stack: Settings, marker: str, timeout: float = 30) -> Handoff:
+    """The open handoff whose packet transcript contains `marker`."""
+    engine = make_engine(stack.database_url)
+    store = HandoffStore(engine)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for handoff in store.queue():
+                if any(marker in line["text"] for line in handoff.packet["transcript"]):
+                    return handoff
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no open handoff mentions {marker!r}")
+
+
+def log_in_page(page: Page, stack: Settings) -> None:
+    desk = f"http://{stack.host}:{stack.web_port}/desk"
+    page.goto(desk)
+    page.fill("#username", USERNAME)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(desk)
+    expect(page.locator("#ws-status")).to_have_attribute("data-state", "open")
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator(".rw-new-message")
+    box.fill(text)
+    box.press("Enter")
+
+
+@pytest.mark.browser
+def test_the_whole_handoff_loop_in_two_browser_pages(
+    browser: Browser, stack: Settings, agent: str
+) -> None:
+    dialogs: list[str] = []
+    errors: list[str] = []
+    desk_context = browser.new_context(locale="zh-CN")
+    chat_context = browser.new_context(locale="zh-CN")
+    try:
+        desk = desk_context.new_page()
+        chat = chat_context.new_page()
+        for page in (desk, chat):
+            page.set_default_timeout(30_000)
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in_page(desk, stack)
+
+        marker = f"扫地机器人{uuid.uuid4().hex[:6]}"
+        chat.goto(f"http://{stack.host}:{stack.web_port}/")
+        send(chat, f"我的{marker}一直报错，怎么办")
+        expect(chat.locator(".rw-response")).to_have_count(2)
+        send(chat, "转人工")
+        expect(chat.locator(".rw-response").last).to_contain_text("人工客服")
+
+        handoff = open_handoff_with(stack, marker)
+        item = desk.locator(f'li.queue-item[data-handoff-id="{handoff.id}"]')
+        expect(item).to_be_visible()  # arrived over the WebSocket, no reload
+        expect(item.locator(".countdown")).not_to_be_empty()
+        item.click()
+        expect(desk.locator("#packet")).to_contain_text(marker)  # the transcript
+        expect(desk.locator("#conv-ticket")).to_contain_text(handoff.ticket.number)
+        expect(desk.locator("#packet")).to_contain_text("客户要求人工")  # reason, next step
+        expect(desk.locator("#messages")).to_contain_text(marker)
+
+        desk.click("#btn-claim")
+        expect(chat.locator(".rw-response").last).to_contain_text(f"客服 {DISPLAY_NAME} 已接入")
+
+        send(chat, "还要等多久？")
+        expect(desk.locator("#messages .message-customer").last).to_contain_text("还要等多久？")
+        for text in HOSTILE:
+            send(chat, text)
+            expect(desk.locator("#messages .message-customer").last).to_have_text(
+                re.compile(re.escape(text))
+            )
+        assert desk.locator("#messages img, #messages script").count() == 0
+        send(chat, "好的，请尽快处理")  # Chinese again (the markup read as English)
+        expect(desk.locator("#messages .message-customer").last).to_contain_text("请尽快处理")
+
+        desk.fill("#reply-text", "您好，我是小李，马上为您重置机器人的固件。")
+        desk.click("#reply-send")
+        expect(chat.locator(".rw-response").last).to_contain_text("马上为您重置机器人的固件")
+        expect(desk.locator("#messages .message-agent").last).to_contain_text("重置机器人的固件")
+
+        desk.fill("#note-text", "客户很着急，固件问题已知")
+        desk.click("#note-add")
+        expect(desk.locator("#messages .message-note").last).to_contain_text("固件问题已知")
+
+        desk.click("#btn-resolve")
+        expect(chat.locator(".rw-response").last).to_contain_text("打分")
+        expect(item).to_have_count(0)  # off the queue
+        chat.locator(".rw-reply", has_text="5 非常满意").click()
+        expect(chat.locator(".rw-response").last).to_contain_text("感谢您的 5 分评价")
+
+        send(chat, "怎么开发票？")
+        expect(chat.locator(".rw-response").last).to_contain_text("发票")  # the bot again
+
+        engine = make_engine(stack.database_url)
+        ended = HandoffStore(engine).get(handoff.id)
+        assert ended is not None and ended.status == HandoffStatus.resolved
+        assert ended.ticket.satisfaction == 5
+        engine.dispose()
+        assert not dialogs, dialogs
+        assert not errors, errors
+    finally:
+        desk_context.close()
+        chat_context.close()
+
+
+class Customer:
+    """A web-chat customer over the real socket.io channel."""
+
+    def __init__(self, stack: Settings) -> None:
+        self.session_id = uuid.uuid4().hex
+        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.sio = socketio.Client(reconnection=False)
+        confirmed: queue.Queue[str] = queue.Queue()
+        self.sio.on("bot_uttered", self.replies.put)
+        self.sio.on("session_confirm", confirmed.put)
+        self.sio.connect(stack.rasa_url, socketio_path="/socket.io", transports=["polling"])
+        self.sio.emit("session_request", {"session_id": self.session_id})
+        assert confirmed.get(timeout=10) == self.session_id
+
+    def say(self, text: str) -> None:
+        self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+
+    def hear(self, containing: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.replies.get(timeout=max(0.1, deadline - time.monotonic()))
+            if containing in (reply.get("text") or ""):
+                return reply
+
+
+class DeskClient:
+    """An agent using the desk API with a real session and its CSRF token."""
+
+    def __init__(self, stack: Settings) -> None:
+        self.http = httpx.Client(base_url=f"http://{stack.host}:{stack.web_port}", timeout=30)
+        form = self.http.get("/desk/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf
+        response = self.http.post(
+            "/desk/login",
+            data={"csrf_token": csrf.group(1), "username": USERNAME, "password": PASSWORD},
+        )
+        assert response.status_code == 303, response.text
+        token = re.search(r'name="csrf-token" content="([^"]+)"', self.http.get("/desk").text)
+        assert token
+        self.csrf = token.group(1)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.http.post(path, json=body or {}, headers={"X-CSRF-Token": self.csrf})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def get(self, path: str) -> Any:
+        response = self.http.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def test_restarting_the_desk_during_a_handoff_loses_nothing(
+    stack_group: ServiceGroup, agent: str
+) -> None:
+    stack = stack_group.settings
+    customer = Customer(stack)
+    marker = f"耳机{uuid.uuid4().hex[:6]}"
+    customer.say(f"我的{marker}左耳没声音")
+    customer.hear("")
+    customer.say("转人工")
+    customer.hear("人工客服")
+    handoff = open_handoff_with(stack, marker)
+    desk = DeskClient(stack)
+    desk.post(f"/desk/api/handoffs/{handoff.id}/claim")
+    customer.hear("已接入")
+
+    stack_group.stop_service("web")
+    customer.say("客服还在吗？我等了好久")  # the desk is down; Rasa keeps the message
+    time.sleep(2)
+    with pytest.raises(queue.Empty):
+        customer.replies.get(timeout=1)  # the bot stays quiet: an agent has the conversation
+    stack_group.start_service("web")
+
+    desk = DeskClient(stack)  # the same agent signs in again (sessions survive too)
+    deadline = time.monotonic() + 30
+    texts: list[str] = []
+    while time.monotonic() < deadline:
+        detail = desk.get(f"/desk/api/handoffs/{handoff.id}")
+        texts = [m["text"] for m in detail["messages"] if m["kind"] == "customer"]
+        if "客服还在吗？我等了好久" in texts:
+            break
+        time.sleep(0.2)
+    assert texts.count("客服还在吗？我等了好久") == 1, texts
+    assert detail["handoff"]["status"] == "active"
+    assert detail["handoff"]["agent"]["username"] == USERNAME
+
+    desk.post(f"/desk/api/handoffs/{handoff.id}/messages", {"text": "在的，已为您补发耳机。"})
+    customer.hear("已为您补发耳机")
+    desk.post(f"/desk/api/handoffs/{handoff.id}/resolve")
+    question = customer.hear("打分")
+    assert len(question.get("quick_replies") or question.get("buttons") or []) == 5
+    customer.say('/rate_service{"score": 4}')
+    customer.hear("4 分")
+    customer.say("怎么开发票？")
+    customer.hear("发票")
+    customer.sio.disconnect()
