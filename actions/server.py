@@ -21,6 +21,8 @@ from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
+from bot.handoff.masking import install_log_masking
+
 logger = logging.getLogger(__name__)
 
 
@@ -77,6 +79,7 @@ def main() -> None:
     """Parses rasa-sdk's options and serves the `actions` package (one worker)."""
     args = create_argument_parser().parse_args()
     logging.basicConfig(level=args.loglevel or logging.INFO)
+    install_log_masking(("sanic.root", "sanic.error", "sanic.access", "rasa_sdk"))
     executor = SelectiveDomainExecutor()
     executor.register_package("actions")
     loader = AppLoader(

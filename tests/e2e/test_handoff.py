@@ -25,6 +25,7 @@ from bot.desk import AgentStore
 from bot.handoff.store import HandoffStore
 from bot.services import ServiceGroup
 from bot.settings import Settings
+from tests.e2e.chat_client import Chat
 
 pytestmark = [pytest.mark.e2e]
 
@@ -253,3 +254,35 @@ def test_restarting_the_desk_during_a_handoff_loses_nothing(
     customer.say("怎么开发票？")
     customer.hear("发票")
     customer.sio.disconnect()
+
+
+def latest_handoff(stack: Settings, conversation_id: str) -> Handoff | None:
+    engine = make_engine(stack.database_url)
+    try:
+        return HandoffStore(engine).latest_for(conversation_id)
+    finally:
+        engine.dispose()
+
+
+def test_three_angry_messages_in_a_row_reach_a_person(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    chat.say("你们的服务太差了")
+    chat.say("真是气死我了")
+    assert latest_handoff(stack, chat.sender) is None  # two are not a streak yet
+    reply = chat.say("垃圾客服，我受够了")
+    assert "人工客服" in reply
+    handoff = latest_handoff(stack, chat.sender)
+    assert handoff is not None and handoff.reason == "negative_sentiment"
+    assert chat.say("你好") == ""  # paused
+
+
+def test_a_vip_goes_to_a_person_on_the_first_message_of_a_session(stack: Settings) -> None:
+    chat = Chat(stack.rasa_url)
+    engine = make_engine(stack.database_url)
+    HandoffStore(engine).set_vip(chat.sender, True, "rest")
+    engine.dispose()
+    reply = chat.say("hello")
+    assert "human agent" in reply or "agents" in reply
+    handoff = latest_handoff(stack, chat.sender)
+    assert handoff is not None and handoff.reason == "vip_customer"
+    assert handoff.packet["customer"]["vip"] is True
