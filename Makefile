@@ -106,9 +106,12 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-kb
+.PHONY: bench-chat bench-handoff bench-kb
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
+
+bench-handoff: install train ## Handoff latency, customer <-> agent desk, 10 handoffs (var/bench/handoff.json)
+	$(KEFU) bench handoff
 
 bench-kb: install-app ## Retrieval on the demo KB, BANKING77, CLINC150, 10k entries (var/bench/kb.json)
 	$(KEFU) bench kb

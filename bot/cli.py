@@ -230,17 +230,25 @@ def bench_chat(
     help="Messages in all, split evenly: customer -> desk and agent -> customer alternate.",
 )
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds each message may take.")
+@click.option(
+    "--pause",
+    default=0.0,
+    show_default=True,
+    help="Seconds each conversation waits between its messages (0: back to back).",
+)
 @click.option("--web-url", default="", help="A running web service (default: a fresh stack).")
 @click.option("--rasa-url", default="", help="The running stack's Rasa (with --web-url).")
 def bench_handoff(
-    handoffs: int, messages: int, timeout: float, web_url: str, rasa_url: str
+    handoffs: int, messages: int, timeout: float, pause: float, web_url: str, rasa_url: str
 ) -> None:
     """Handoff latency: customer -> agent console and agent -> customer web chat."""
     from bot.bench.handoff import run_handoff_benchmark
 
     if bool(web_url) != bool(rasa_url):
         raise click.UsageError("Give both --web-url and --rasa-url, or neither.")
-    report = run_handoff_benchmark(get_settings(), handoffs, messages, timeout, web_url, rasa_url)
+    report = run_handoff_benchmark(
+        get_settings(), handoffs, messages, timeout, web_url, rasa_url, pause
+    )
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
 

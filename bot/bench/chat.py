@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.bench.common import BenchReport, free_port, percentile
+from bot.bench.common import BenchReport, percentile, scratch_settings
 from bot.db import make_engine, upgrade
 from bot.orders import seed_demo_orders
 from bot.services import ServiceGroup, kefu_services
@@ -93,17 +93,7 @@ def run_chat_benchmark(
                 )
                 results["train_seconds"] = round(time.perf_counter() - started, 1)
             model, _ = ensure_model(settings)
-            run = settings.model_copy(
-                update={
-                    "var_dir": Path(scratch),
-                    "rasa_port": free_port(),
-                    "actions_port": free_port(),
-                    "web_port": free_port(),
-                    "database_url": f"sqlite:///{scratch}/kefu.db",
-                    "tracker_store_url": f"sqlite:///{scratch}/tracker.db",
-                    "event_broker_url": f"sqlite:///{scratch}/events.db",
-                }
-            )
+            run = scratch_settings(settings, Path(scratch))
             upgrade(run.database_url)
             seed_demo_orders(make_engine(run.database_url))
             with ServiceGroup(kefu_services(run, model), run):

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bot.settings import Settings
+
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100) with linear interpolation; 0.0 for no values."""
@@ -60,3 +62,19 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+
+
+def scratch_settings(settings: Settings, scratch: Path) -> Settings:
+    """`settings` for a throwaway stack: databases under `scratch`, free loopback ports."""
+    return settings.model_copy(
+        update={
+            "var_dir": scratch,
+            "rasa_port": free_port(),
+            "actions_port": free_port(),
+            "web_port": free_port(),
+            "rasa_public_url": "",
+            "database_url": f"sqlite:///{scratch}/kefu.db",
+            "tracker_store_url": f"sqlite:///{scratch}/tracker.db",
+            "event_broker_url": f"sqlite:///{scratch}/events.db",
+        }
+    )

@@ -119,7 +119,7 @@ class HandoffConsumer:
         store: HandoffStore,
         source: EventSource,
         consumer: str = CONSUMER_NAME,
-        interval: float = 0.1,
+        interval: float = 0.05,
     ) -> None:
         self.store = store
         self.source = source

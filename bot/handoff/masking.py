@@ -99,12 +99,18 @@ class PersonalDataFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Replaces the message by its masked text; never drops a record."""
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a bad format: leave it for the handler to report
-            return True
-        record.msg = mask_personal_data(message)
-        record.args = ()
+        if isinstance(record.args, tuple) and record.args:
+            # keep the arguments (formatters such as uvicorn's access log read them), masked
+            record.args = tuple(_masked_arg(arg) for arg in record.args)
+            if isinstance(record.msg, str):
+                record.msg = mask_personal_data(record.msg)
+        else:
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # a bad format: leave it for the handler to report
+                return True
+            record.msg = mask_personal_data(message)
+            record.args = ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -112,6 +118,13 @@ class PersonalDataFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = mask_personal_data(record.stack_info)
         return True
+
+
+def _masked_arg(arg: object) -> object:
+    """A log argument with personal data masked; numbers and None stay as they are."""
+    if arg is None or isinstance(arg, int | float):
+        return arg
+    return mask_personal_data(arg if isinstance(arg, str) else str(arg))
 
 
 def install_log_masking(logger_names: Iterable[str] = DEFAULT_LOGGERS) -> int:

@@ -212,3 +212,13 @@ def test_the_websocket_carries_live_updates(app: FastAPI) -> None:
         client.post("/desk/api/handoffs/1/claim", headers={"X-CSRF-Token": csrf})
         kinds = [socket.receive_json()["type"] for _ in range(3)]
         assert kinds == ["message", "message", "queue"]  # joined (system), notice, queue
+
+
+def test_the_websocket_closes_once_the_agent_signs_out(app: FastAPI) -> None:
+    client, csrf = signed_in(app)
+    with client.websocket_connect("/desk/ws", headers={"Origin": "http://testserver"}) as socket:
+        client.post("/desk/logout", data={"csrf_token": csrf})
+        socket.send_json({"type": "ping"})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+    assert closed.value.code == 4401

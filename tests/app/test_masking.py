@@ -229,3 +229,23 @@ def test_the_filter_keeps_every_record() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, {"phone": "13812345678"}, (), None)
     assert PersonalDataFilter().filter(record) is True
     assert record.msg == "{'phone': '138****5678'}" and record.args == ()
+
+
+def test_formatters_that_read_the_arguments_still_work() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/desk?phone=13812345678", "1.1", 200), None,
+    )  # fmt: skip
+    assert PersonalDataFilter().filter(record)
+    line = AccessFormatter("%(client_addr)s %(request_line)s %(status_code)s").format(record)
+    assert "13812345678" not in line and "GET /desk?phone=138" in line and "200" in line
+
+
+def test_objects_in_the_arguments_are_masked() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "%s", ({"phone": "13812345678"},), None
+    )
+    PersonalDataFilter().filter(record)
+    assert "13812345678" not in record.getMessage()

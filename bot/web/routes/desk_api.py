@@ -212,6 +212,9 @@ async def live(socket: WebSocket) -> None:
             with contextlib.suppress(ValueError):
                 message = json.loads(raw)
             if isinstance(message, dict) and message.get("type") == "ping":
+                if await asyncio.to_thread(desk.sessions.get, token) is None:
+                    await socket.close(code=4401)  # signed out or expired meanwhile
+                    return
                 await asyncio.to_thread(service.store.touch_agent, agent.id)
                 await socket.send_json({"type": "pong"})
     except WebSocketDisconnect:

@@ -425,6 +425,7 @@
     box.replaceChildren(
       h("div", { className: "next-step" }, h("h3", { text: "建议下一步 Suggested next step" }), h("p", { text: p.suggested_next_step || "—" })),
       section("转接 Handoff", fields([
+        ["工单 Ticket", p.ticket_number || hd.ticket_number],
         ["原因 Reason", hd.reason_label || p.reason], ["级别 Tier", label(TIER, p.urgency_tier || hd.tier)],
         ["投诉 Complaint", p.complaint_grade || hd.complaint_grade ? label(GRADE, p.complaint_grade || hd.complaint_grade) : "无 None"],
         ["时限 Due", fullDate(p.due_at || hd.due_at)], ["渠道 Channel", p.channel || hd.channel],
