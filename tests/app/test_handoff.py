@@ -28,6 +28,7 @@ from bot.handoff.broker import HandoffConsumer, SqlEventSource
 from bot.handoff.packet import SCHEMA_PATH, HandoffPacket, packet_schema
 from bot.handoff.policy import HandoffReason
 from bot.handoff.store import HandoffConflict, HandoffError, HandoffStore, NewMessage
+from bot.orders import OrderStore
 from bot.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
@@ -43,6 +44,8 @@ def stores(engine: Engine) -> Iterator[tuple[HandoffStore, TicketStore]]:
         for module in ("actions.handoff", "actions.confirmation"):
             stack.enter_context(patch(f"{module}.ticket_store", return_value=tickets))
         stack.enter_context(patch("actions.handoff.handoff_store", return_value=handoffs))
+        orders = OrderStore(engine)  # the product name of an order in the record
+        stack.enter_context(patch("actions.confirmation.order_store", return_value=orders))
         yield handoffs, tickets
 
 
