@@ -127,6 +127,15 @@ def test_the_whole_handoff_loop_in_two_browser_pages(
         send(chat, "好的，请尽快处理")  # Chinese again (the markup read as English)
         expect(desk.locator("#messages .message-customer").last).to_contain_text("请尽快处理")
 
+        desk.click("#tab-assist")  # knowledge-base suggestions for the latest message
+        expect(desk.locator("#assist-query")).to_contain_text("请尽快处理")
+        expect(desk.locator("#assist .assist-item").first).to_be_visible()
+        desk.locator("#assist .assist-insert").first.click()
+        expect(desk.locator("#reply-text")).to_have_value(re.compile("来源"))
+        desk.click("#tab-canned")  # a canned reply goes into the box, not to the customer
+        desk.fill("#reply-text", "")
+        desk.locator(".canned-reply").first.click()
+        expect(desk.locator("#reply-text")).not_to_have_value("")
         desk.fill("#reply-text", "您好，我是小李，马上为您重置机器人的固件。")
         desk.click("#reply-send")
         expect(chat.locator(".rw-response").last).to_contain_text("马上为您重置机器人的固件")
