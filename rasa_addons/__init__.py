@@ -4,5 +4,7 @@
 - `nlu.use_featurizer.UniversalSentenceEncoderFeaturizer`: dense multilingual USE features.
 - `nlu.language.LanguageDetector`: the `language` entity (zh / en) of each message.
 - `nlu.input_guard.InputGuard`: gives messages without readable text their own intent.
+- `policies.handoff_trigger.HandoffTriggerPolicy`: hands over on a streak of negative messages
+  or a VIP customer's first message (data/service/handoff.yml).
 - `stores.UrlEventBroker`, `stores.UrlLockStore`: broker and lock store chosen by one URL each.
 """
