@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -271,7 +270,7 @@ class ActionHandoff(Action):
         reason = handoff_reason(tracker)
         handoff, created = await asyncio.to_thread(open_handoff, tracker, reason)
         store = handoff_store()
-        window = timedelta(minutes=handoff_policy().queue.online_window_minutes)
+        window = handoff_policy().online_window
         position, online = await asyncio.to_thread(
             lambda: (store.position(handoff), store.online_agents(window))
         )

@@ -125,10 +125,13 @@ class HandoffConsumer:
         self.source = source
         self.consumer = consumer
         self.interval = interval
+        self._position: str | None = None
 
     def step(self) -> ConsumedBatch:
         """Reads one batch and stores what belongs to open handoffs (blocking)."""
-        events = self.source.read(self.store.offset(self.consumer), BATCH_SIZE)
+        if self._position is None:  # once: afterwards this consumer is the only writer
+            self._position = self.store.offset(self.consumer)
+        events = self.source.read(self._position, BATCH_SIZE)
         if not events:
             return ConsumedBatch()
         open_handoffs: dict[str, Handoff | None] = {}
@@ -172,6 +175,7 @@ class HandoffConsumer:
                     )
                 )
         stored = self.store.store_batch(self.consumer, events[-1].position, pending)
+        self._position = events[-1].position
         changed = list(dict.fromkeys([*announce, *(m.handoff_id for m in stored)]))
         return ConsumedBatch(stored, changed, len(events))
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import AfterValidator, StringConstraints, field_validator
 
-from bot.handoff.policy import Loc, Problem, load_data_file
+from bot.data_file import Loc, Problem, load_data_file
 from bot.service_policy import _normalise, _Section
 from bot.settings import PROJECT_ROOT
 

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 from bot.db import Agent, Handoff, HandoffStatus, MessageKind, make_engine
 from bot.handoff.broker import ConsumedBatch, HandoffConsumer, SqlEventSource
 from bot.handoff.hub import DeskHub
+from bot.handoff.policy import HandoffPolicy, load_handoff_policy
 from bot.handoff.rasa_api import (
     LISTEN_EVENT,
     RESUME_EVENT,
@@ -89,6 +90,11 @@ class DeskService:
         )
 
     @cached_property
+    def policy(self) -> HandoffPolicy:
+        """The handoff policy file (who counts as online), read on first use."""
+        return load_handoff_policy()
+
+    @cached_property
     def consumer(self) -> HandoffConsumer:
         """The event-broker consumer feeding this desk."""
         return HandoffConsumer(self.store, SqlEventSource.from_url(self.settings.event_broker_url))
@@ -98,9 +104,13 @@ class DeskService:
         """The open handoffs as the queue shows them."""
 
         def read() -> list[dict[str, Any]]:
-            handoffs = self.store.queue()
+            handoffs = self.store.queue()  # ordered as `HandoffStore.position` counts
             last = self.store.last_messages(h.id for h in handoffs)
-            return [handoff_view(h, self.store.position(h), last.get(h.id)) for h in handoffs]
+            queued = [h.id for h in handoffs if h.status == HandoffStatus.queued]
+            return [
+                handoff_view(h, queued.index(h.id) + 1 if h.id in queued else None, last.get(h.id))
+                for h in handoffs
+            ]
 
         return await asyncio.to_thread(read)
 
@@ -109,9 +119,15 @@ class DeskService:
         return await asyncio.to_thread(self._view, handoff_id)
 
     def _view(self, handoff_id: int) -> dict[str, Any]:
+        return self._summary(self._get(handoff_id))
+
+    def _get(self, handoff_id: int) -> Handoff:
         handoff = self.store.get(handoff_id)
         if handoff is None:
             raise HandoffNotFound(f"No handoff {handoff_id}.")
+        return handoff
+
+    def _summary(self, handoff: Handoff) -> dict[str, Any]:
         last = self.store.last_messages([handoff.id]).get(handoff.id)
         return handoff_view(handoff, self.store.position(handoff), last)
 
@@ -119,11 +135,9 @@ class DeskService:
         """The handoff, its packet and its messages."""
 
         def read() -> dict[str, Any]:
-            summary = self._view(handoff_id)
-            handoff = self.store.get(handoff_id)
-            assert handoff is not None
+            handoff = self._get(handoff_id)
             return {
-                "handoff": summary,
+                "handoff": self._summary(handoff),
                 "packet": handoff.packet,
                 "messages": [message_view(m) for m in self.store.messages(handoff_id)],
             }
@@ -132,10 +146,9 @@ class DeskService:
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every active agent, and whether the desk saw them recently."""
-        window = timedelta(minutes=2)
 
         def read() -> list[dict[str, Any]]:
-            online = {a.id for a in self.store.online_agents(window)}
+            online = {a.id for a in self.store.online_agents(self.policy.online_window)}
             return [
                 {
                     "username": a.username,
@@ -152,9 +165,7 @@ class DeskService:
         """Knowledge-base answers for the customer's latest message, in their language."""
 
         def search() -> dict[str, Any]:
-            handoff = self.store.get(handoff_id)
-            if handoff is None:
-                raise HandoffNotFound(f"No handoff {handoff_id}.")
+            handoff = self._get(handoff_id)
             query = self.store.latest_customer_text(handoff_id) or _latest_packet_text(handoff)
             if not query:
                 return {"query": "", "suggestions": []}
@@ -318,9 +329,7 @@ class DeskService:
 
     # ------------------------------------------------------------------ helpers
     async def _owned(self, handoff_id: int, agent: Agent) -> Handoff:
-        handoff = await asyncio.to_thread(self.store.get, handoff_id)
-        if handoff is None:
-            raise HandoffNotFound(f"No handoff {handoff_id}.")
+        handoff = await asyncio.to_thread(self._get, handoff_id)
         if handoff.status not in (HandoffStatus.queued, HandoffStatus.active):
             raise HandoffError("This conversation has already ended.")
         if handoff.agent_id != agent.id and agent.role.value != "admin":

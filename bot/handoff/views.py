@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.db import Handoff, HandoffMessage
-from bot.handoff.policy import HandoffReason
+from bot.handoff.policy import reason_label
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -31,17 +31,13 @@ def handoff_view(
     """A handoff as the queue shows it (see the desk API in README)."""
     packet = handoff.packet or {}
     customer = packet.get("customer") or {}
-    try:
-        label = HandoffReason(handoff.reason).label()
-    except ValueError:
-        label = handoff.reason
     return {
         "id": handoff.id,
         "conversation_id": handoff.conversation_id,
         "channel": handoff.channel,
         "status": handoff.status.value,
         "reason": handoff.reason,
-        "reason_label": label,
+        "reason_label": reason_label(handoff.reason),
         "agent": (
             {"username": handoff.agent.username, "display_name": handoff.agent.display_name}
             if handoff.agent is not None

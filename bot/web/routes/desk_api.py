@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Annotated, Any, cast
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, HTTPException, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -21,10 +22,11 @@ from bot.db import Agent
 from bot.handoff.canned import as_api, load_canned_replies
 from bot.handoff.desk import DeskService
 from bot.handoff.rasa_api import RasaApiError
-from bot.handoff.store import MAX_TEXT, HandoffConflict, HandoffError, HandoffNotFound
+from bot.handoff.store import MAX_TEXT, HandoffError, HandoffNotFound
 from bot.web.routes.desk import SESSION_COOKIE, CurrentAgent, get_desk, require_csrf
 
 router = APIRouter(prefix="/desk", tags=["desk"])
+T = TypeVar("T")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
@@ -65,14 +67,14 @@ Csrf = Depends(require_csrf)
 
 
 def _refused(error: HandoffError) -> HTTPException:
-    if isinstance(error, HandoffNotFound):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(error))
-    if isinstance(error, HandoffConflict):
-        return HTTPException(status.HTTP_409_CONFLICT, str(error))
-    return HTTPException(status.HTTP_409_CONFLICT, str(error))
+    """404 for an unknown handoff; 409 for every other refusal (owner, state, agent)."""
+    found = not isinstance(error, HandoffNotFound)
+    return HTTPException(
+        status.HTTP_409_CONFLICT if found else status.HTTP_404_NOT_FOUND, str(error)
+    )
 
 
-async def _do(call: Any) -> Any:
+async def _do(call: Awaitable[T]) -> T:
     """Awaits a desk operation, turning refusals into 4xx and Rasa failures into 502."""
     try:
         return await call
@@ -99,8 +101,7 @@ async def queue(service: Service, agent: CurrentAgent) -> list[dict[str, Any]]:
 @router.get("/api/handoffs/{handoff_id}", summary="A handoff with its packet and messages")
 async def detail(handoff_id: int, service: Service, agent: CurrentAgent) -> dict[str, Any]:
     """The handoff, the packet the bot gathered, and the conversation since the handoff."""
-    result: dict[str, Any] = await _do(service.detail(handoff_id))
-    return result
+    return await _do(service.detail(handoff_id))
 
 
 @router.post("/api/handoffs/{handoff_id}/claim", summary="Claim a handoff", dependencies=[Csrf])
@@ -108,8 +109,7 @@ async def claim(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Takes the conversation (409 if another agent has it); the customer hears who joined."""
-    result: dict[str, Any] = await _do(service.claim(handoff_id, agent))
-    return result
+    return await _do(service.claim(handoff_id, agent))
 
 
 @router.post("/api/handoffs/{handoff_id}/assign", summary="Assign a handoff", dependencies=[Csrf])
@@ -117,8 +117,7 @@ async def assign(
     handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
 ) -> dict[str, Any]:
     """Gives the conversation to an agent (queued: anyone; active: its agent or an admin)."""
-    result: dict[str, Any] = await _do(service.assign(handoff_id, body.agent, agent, body.note))
-    return result
+    return await _do(service.assign(handoff_id, body.agent, agent, body.note))
 
 
 @router.post(
@@ -128,8 +127,7 @@ async def transfer(
     handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
 ) -> dict[str, Any]:
     """Passes an active conversation to another agent, with an optional note."""
-    result: dict[str, Any] = await _do(service.assign(handoff_id, body.agent, agent, body.note))
-    return result
+    return await _do(service.assign(handoff_id, body.agent, agent, body.note))
 
 
 @router.post(
@@ -139,8 +137,7 @@ async def reply(
     handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
 ) -> dict[str, Any]:
     """Sends the reply on the customer's own channel (only the conversation's agent)."""
-    result: dict[str, Any] = await _do(service.reply(handoff_id, agent, body.text))
-    return result
+    return await _do(service.reply(handoff_id, agent, body.text))
 
 
 @router.post(
@@ -150,8 +147,7 @@ async def note(
     handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
 ) -> dict[str, Any]:
     """A note for agents; the customer never sees it."""
-    result: dict[str, Any] = await _do(service.note(handoff_id, agent, body.text))
-    return result
+    return await _do(service.note(handoff_id, agent, body.text))
 
 
 @router.post("/api/handoffs/{handoff_id}/resolve", summary="Resolve", dependencies=[Csrf])
@@ -159,8 +155,7 @@ async def resolve(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Resolves the ticket; the bot resumes and asks the customer for a 1-5 score."""
-    result: dict[str, Any] = await _do(service.resolve(handoff_id, agent))
-    return result
+    return await _do(service.resolve(handoff_id, agent))
 
 
 @router.post("/api/handoffs/{handoff_id}/hand-back", summary="Hand back", dependencies=[Csrf])
@@ -168,15 +163,13 @@ async def hand_back(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Returns the conversation to the bot without resolving the ticket."""
-    result: dict[str, Any] = await _do(service.hand_back(handoff_id, agent))
-    return result
+    return await _do(service.hand_back(handoff_id, agent))
 
 
 @router.get("/api/handoffs/{handoff_id}/assist", summary="Knowledge-base suggestions")
 async def assist(handoff_id: int, service: Service, agent: CurrentAgent) -> dict[str, Any]:
     """Knowledge-base answers for the customer's latest message, with their source."""
-    result: dict[str, Any] = await _do(service.assist(handoff_id))
-    return result
+    return await _do(service.assist(handoff_id))
 
 
 @router.get("/api/canned-replies", summary="The canned-reply library")
