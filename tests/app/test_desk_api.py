@@ -222,3 +222,25 @@ def test_the_websocket_closes_once_the_agent_signs_out(app: FastAPI) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
     assert closed.value.code == 4401
+
+
+def test_the_websocket_ignores_garbage_and_keeps_working(app: FastAPI) -> None:
+    client, _ = signed_in(app)
+    with client.websocket_connect("/desk/ws", headers={"Origin": "http://testserver"}) as socket:
+        socket.send_bytes(b"\xff\x00binary")
+        socket.send_text("not json")
+        socket.send_text("[1, 2]")
+        socket.send_text('{"type": "x"}')
+        socket.send_text("x" * 100_000)
+        socket.send_json({"type": "ping"})
+        assert socket.receive_json() == {"type": "pong"}
+
+
+def test_a_huge_body_is_refused_before_it_is_parsed(app: FastAPI) -> None:
+    client, csrf = signed_in(app)
+    response = client.post(
+        "/desk/api/handoffs/1/notes",
+        content=b'{"text": "' + b"x" * 100_000 + b'"}',
+        headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import APIRouter, Depends, HTTPException, WebSocket, status
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
@@ -24,6 +24,19 @@ from bot.handoff.desk import DeskService
 from bot.handoff.rasa_api import RasaApiError
 from bot.handoff.store import MAX_TEXT, HandoffError, HandoffNotFound
 from bot.web.routes.desk import SESSION_COOKIE, CurrentAgent, get_desk, require_csrf
+
+MAX_BODY_BYTES = 16 * 1024
+"""The largest JSON body a desk call takes (a 2,000-character reply is at most 8 KB)."""
+
+
+async def limit_body(request: Request) -> None:
+    """413 for a body over `MAX_BODY_BYTES` (by its declared length, then its real one)."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request is too large.")
+    if len(await request.body()) > MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request is too large.")
+
 
 router = APIRouter(prefix="/desk", tags=["desk"])
 T = TypeVar("T")
@@ -64,6 +77,7 @@ def get_service(request: HTTPConnection) -> DeskService:
 
 Service = Annotated[DeskService, Depends(get_service)]
 Csrf = Depends(require_csrf)
+Limited = Depends(limit_body)
 
 
 def _refused(error: HandoffError) -> HTTPException:
@@ -104,7 +118,9 @@ async def detail(handoff_id: int, service: Service, agent: CurrentAgent) -> dict
     return await _do(service.detail(handoff_id))
 
 
-@router.post("/api/handoffs/{handoff_id}/claim", summary="Claim a handoff", dependencies=[Csrf])
+@router.post(
+    "/api/handoffs/{handoff_id}/claim", summary="Claim a handoff", dependencies=[Csrf, Limited]
+)
 async def claim(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
@@ -112,7 +128,9 @@ async def claim(
     return await _do(service.claim(handoff_id, agent))
 
 
-@router.post("/api/handoffs/{handoff_id}/assign", summary="Assign a handoff", dependencies=[Csrf])
+@router.post(
+    "/api/handoffs/{handoff_id}/assign", summary="Assign a handoff", dependencies=[Csrf, Limited]
+)
 async def assign(
     handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
 ) -> dict[str, Any]:
@@ -121,7 +139,9 @@ async def assign(
 
 
 @router.post(
-    "/api/handoffs/{handoff_id}/transfer", summary="Transfer a handoff", dependencies=[Csrf]
+    "/api/handoffs/{handoff_id}/transfer",
+    summary="Transfer a handoff",
+    dependencies=[Csrf, Limited],
 )
 async def transfer(
     handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
@@ -131,7 +151,9 @@ async def transfer(
 
 
 @router.post(
-    "/api/handoffs/{handoff_id}/messages", summary="Reply to the customer", dependencies=[Csrf]
+    "/api/handoffs/{handoff_id}/messages",
+    summary="Reply to the customer",
+    dependencies=[Csrf, Limited],
 )
 async def reply(
     handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
@@ -141,7 +163,7 @@ async def reply(
 
 
 @router.post(
-    "/api/handoffs/{handoff_id}/notes", summary="Add an internal note", dependencies=[Csrf]
+    "/api/handoffs/{handoff_id}/notes", summary="Add an internal note", dependencies=[Csrf, Limited]
 )
 async def note(
     handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
@@ -150,7 +172,7 @@ async def note(
     return await _do(service.note(handoff_id, agent, body.text))
 
 
-@router.post("/api/handoffs/{handoff_id}/resolve", summary="Resolve", dependencies=[Csrf])
+@router.post("/api/handoffs/{handoff_id}/resolve", summary="Resolve", dependencies=[Csrf, Limited])
 async def resolve(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
@@ -158,7 +180,9 @@ async def resolve(
     return await _do(service.resolve(handoff_id, agent))
 
 
-@router.post("/api/handoffs/{handoff_id}/hand-back", summary="Hand back", dependencies=[Csrf])
+@router.post(
+    "/api/handoffs/{handoff_id}/hand-back", summary="Hand back", dependencies=[Csrf, Limited]
+)
 async def hand_back(
     handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
 ) -> dict[str, Any]:
@@ -200,10 +224,12 @@ async def live(socket: WebSocket) -> None:
     await asyncio.to_thread(service.store.touch_agent, agent.id)
     try:
         while True:
-            raw = await socket.receive_text()
+            frame = await socket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
             message: Any = None
-            with contextlib.suppress(ValueError):
-                message = json.loads(raw)
+            with contextlib.suppress(ValueError, TypeError):  # binary frames, not JSON: ignored
+                message = json.loads(frame.get("text") or "")
             if isinstance(message, dict) and message.get("type") == "ping":
                 if await asyncio.to_thread(desk.sessions.get, token) is None:
                     await socket.close(code=4401)  # signed out or expired meanwhile
