@@ -121,7 +121,7 @@ async def _form(request: Request) -> dict[str, str]:
     """The url-encoded form of `request` (first value of each field); 413 when too big."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "Form too large.")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "Form too large.")
     fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
     return {name: values[0] for name, values in fields.items()}
 

@@ -33,9 +33,9 @@ async def limit_body(request: Request) -> None:
     """413 for a body over `MAX_BODY_BYTES` (by its declared length, then its real one)."""
     declared = request.headers.get("content-length", "0")
     if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request is too large.")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The request is too large.")
     if len(await request.body()) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request is too large.")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The request is too large.")
 
 
 router = APIRouter(prefix="/desk", tags=["desk"])
