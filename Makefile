@@ -74,6 +74,19 @@ kb: install-app ## Validate data/knowledge and publish a new index version (hot-
 kb-report: install-app ## Self-service rate and the latest unanswered questions
 	$(KEFU) kb report
 
+# ---------------------------------------------------------------- channels
+.PHONY: channels telegram-webhook telegram-poll
+channels: install-app ## Which messaging channels are enabled, and messages they could not deliver
+	$(KEFU) channels status
+	$(KEFU) channels undelivered --limit 10
+
+telegram-webhook: install-app ## Register the Telegram webhook: make telegram-webhook URL=https://your.host
+	@test -n "$(URL)" || { echo "Usage: make telegram-webhook URL=https://your.public.host"; exit 2; }
+	$(KEFU) telegram webhook set "$(URL)"
+
+telegram-poll: install-app ## Local development without a public URL: poll Telegram, forward to Rasa
+	$(KEFU) telegram poll
+
 # ---------------------------------------------------------------- quality
 .PHONY: test lint validate test-unit test-conversations test-e2e eval
 test: install lint validate test-unit train test-conversations test-e2e ## Everything CI runs
@@ -106,12 +119,15 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-handoff bench-kb
+.PHONY: bench-chat bench-handoff bench-kb bench-channels
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
 
 bench-handoff: install train ## Handoff latency, customer <-> agent desk, 10 handoffs (var/bench/handoff.json)
 	$(KEFU) bench handoff
+
+bench-channels: install train ## WeChat 5-second rule and dedup (20 users, 60 s), Telegram throughput (var/bench/channels.json)
+	$(KEFU) bench channels
 
 bench-kb: install-app ## Retrieval on the demo KB, BANKING77, CLINC150, 10k entries (var/bench/kb.json)
 	$(KEFU) bench kb

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import click
 
+from bot.channels_cli import channel_status, channels
 from bot.desk_cli import agents
 from bot.handoff_cli import customers, handoffs
 from bot.kb_cli import kb
 from bot.settings import get_settings
+from bot.telegram_cli import telegram
 from bot.tickets_cli import tickets
 
 
@@ -27,6 +29,8 @@ main.add_command(tickets)
 main.add_command(agents)
 main.add_command(handoffs)
 main.add_command(customers)
+main.add_command(channels)
+main.add_command(telegram)
 
 
 @main.command()
@@ -107,9 +111,12 @@ def demo() -> None:
             f"  Rasa REST       {settings.rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API   {settings.rasa_url} (token: KEFU_RASA_TOKEN)\n"
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"
-            f"  Logs            {settings.var_dir / 'logs'}\n"
-            "Press Ctrl-C to stop."
+            f"  Logs            {settings.var_dir / 'logs'}"
         )
+        for name, enabled, detail in channel_status(settings):
+            webhook = f"{settings.rasa_url}/webhooks/{name}/webhook" if enabled else detail
+            click.echo(f"  {name.capitalize():<15} {'on: ' if enabled else 'off: '}{webhook}")
+        click.echo("Press Ctrl-C to stop.")
         while True:
             group.check_running()
             time.sleep(1)
@@ -248,6 +255,40 @@ def bench_handoff(
         raise click.UsageError("Give both --web-url and --rasa-url, or neither.")
     report = run_handoff_benchmark(
         get_settings(), handoffs, messages, timeout, web_url, rasa_url, pause
+    )
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+
+
+@bench.command("channels")
+@click.option("--seconds", default=60.0, show_default=True, help="WeChat phase (0: skip it).")
+@click.option("--users", default=20, show_default=True, help="Concurrent WeChat users.")
+@click.option(
+    "--pause",
+    default=1.0,
+    show_default=True,
+    help="Seconds a WeChat user waits after each answer before the next message.",
+)
+@click.option(
+    "--telegram-seconds",
+    type=float,
+    default=None,
+    help="Telegram phase (0: skip it)  [default: --seconds]",
+)
+@click.option("--telegram-chats", default=20, show_default=True, help="Concurrent chats.")
+def bench_channels(
+    seconds: float, users: int, pause: float, telegram_seconds: float | None, telegram_chats: int
+) -> None:
+    """WeChat and Telegram channels under load, against fake platform APIs."""
+    from bot.bench.channels import run_channels_benchmark
+
+    report = run_channels_benchmark(
+        get_settings(),
+        seconds,
+        users,
+        seconds if telegram_seconds is None else telegram_seconds,
+        telegram_chats,
+        pause,
     )
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")

@@ -27,7 +27,9 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """Every setting of Kefu. Environment variables are `KEFU_<FIELD NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KEFU_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     env: Literal["local", "production"] = "local"
     host: str = Field("127.0.0.1", description="Interface every Kefu server binds to.")
@@ -74,6 +76,27 @@ class Settings(BaseSettings):
     demo_agent_password: str = Field(
         DEMO_AGENT_PASSWORD, description="Password of the seeded `demo-agent` desk login."
     )
+    channel_state_url: str = Field(
+        "",
+        description="Channels' deduplication, option numbers and WeChat access token: "
+        "default sqlite:///VAR_DIR/rasa/channels.db, or redis://host:6379/0.",
+    )
+    # The messaging channels keep the names their platforms' docs use (no KEFU_ prefix).
+    # A channel whose token is empty is not enabled.
+    wechat_token: str = Field("", validation_alias="WECHAT_TOKEN")
+    wechat_app_id: str = Field("", validation_alias="WECHAT_APP_ID")
+    wechat_app_secret: str = Field("", validation_alias="WECHAT_APP_SECRET")
+    wechat_encoding_aes_key: str = Field(
+        "", validation_alias="WECHAT_ENCODING_AES_KEY", description="Empty = plain mode."
+    )
+    wechat_api_base_url: str = Field(
+        "https://api.weixin.qq.com", validation_alias="WECHAT_API_BASE_URL"
+    )
+    telegram_token: str = Field("", validation_alias="TELEGRAM_TOKEN")
+    telegram_secret_token: str = Field("", validation_alias="TELEGRAM_SECRET_TOKEN")
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org", validation_alias="TELEGRAM_API_BASE_URL"
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:
@@ -84,6 +107,8 @@ class Settings(BaseSettings):
             self.tracker_store_url = f"sqlite:///{self.var_dir / 'rasa' / 'tracker.db'}"
         if not self.event_broker_url:
             self.event_broker_url = f"sqlite:///{self.var_dir / 'rasa' / 'events.db'}"
+        if not self.channel_state_url:
+            self.channel_state_url = f"sqlite:///{self.var_dir / 'rasa' / 'channels.db'}"
         if not self.rasa_public_url:
             self.rasa_public_url = f"http://{self.host}:{self.rasa_port}"
         if self.env == "production" and (
@@ -139,28 +164,48 @@ class Settings(BaseSettings):
 
     def create_sqlite_folders(self) -> None:
         """Creates the folders of every SQLite database the settings name."""
-        for url in (self.database_url, self.tracker_store_url, self.event_broker_url):
+        urls = (
+            self.database_url,
+            self.tracker_store_url,
+            self.event_broker_url,
+            self.channel_state_url,
+        )
+        for url in urls:
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     def as_environment(self) -> dict[str, str]:
         """These settings as `KEFU_*` variables, so child processes see the same configuration."""
         environment = {
-            f"KEFU_{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
-            if value is not None
+            _environment_name(name, info.validation_alias): str(getattr(self, name))
+            for name, info in type(self).model_fields.items()
+            if getattr(self, name) is not None
         }
         environment["KEFU_KB_VAR_DIR"] = str(self.knowledge_dir)
         return environment
 
     def rasa_environment(self) -> dict[str, str]:
-        """The variables `endpoints.yml` reads, for the Rasa process."""
+        """The variables `endpoints.yml` and `credentials.yml` read, for the Rasa process."""
         return {
             "KEFU_ACTION_ENDPOINT_URL": self.action_endpoint_url,
             "KEFU_TRACKER_STORE_URL": self.tracker_store_url,
             "KEFU_EVENT_BROKER_URL": self.event_broker_url,
             "KEFU_LOCK_STORE_URL": self.lock_store_url,
+            "KEFU_CHANNEL_STATE_URL": self.channel_state_url,
+            "WECHAT_TOKEN": self.wechat_token,
+            "WECHAT_APP_ID": self.wechat_app_id,
+            "WECHAT_APP_SECRET": self.wechat_app_secret,
+            "WECHAT_ENCODING_AES_KEY": self.wechat_encoding_aes_key,
+            "WECHAT_API_BASE_URL": self.wechat_api_base_url,
+            "TELEGRAM_TOKEN": self.telegram_token,
+            "TELEGRAM_SECRET_TOKEN": self.telegram_secret_token,
+            "TELEGRAM_API_BASE_URL": self.telegram_api_base_url,
         }
+
+
+def _environment_name(field_name: str, alias: object) -> str:
+    """The variable a field is read from: its alias, or `KEFU_<FIELD NAME>`."""
+    return alias if isinstance(alias, str) else f"KEFU_{field_name.upper()}"
 
 
 @lru_cache

@@ -76,5 +76,6 @@ def scratch_settings(settings: Settings, scratch: Path) -> Settings:
             "database_url": f"sqlite:///{scratch}/kefu.db",
             "tracker_store_url": f"sqlite:///{scratch}/tracker.db",
             "event_broker_url": f"sqlite:///{scratch}/events.db",
+            "channel_state_url": f"sqlite:///{scratch}/channels.db",
         }
     )

@@ -38,3 +38,29 @@ def test_production_accepts_a_real_secret() -> None:
 def test_tracker_store_and_broker_must_differ() -> None:
     with pytest.raises(ValidationError, match="separate databases"):
         Settings(tracker_store_url="sqlite:///x.db", event_broker_url="sqlite:///x.db")
+
+
+def test_channel_settings_use_the_platforms_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WECHAT_TOKEN", "wechat-token")
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9999")
+    settings = Settings(var_dir=tmp_path)
+    assert settings.wechat_token == "wechat-token"
+    assert settings.wechat_api_base_url == "https://api.weixin.qq.com"
+    assert settings.channel_state_url == f"sqlite:///{tmp_path}/rasa/channels.db"
+    rasa = settings.rasa_environment()
+    assert rasa["WECHAT_TOKEN"] == "wechat-token" and rasa["TELEGRAM_TOKEN"] == ""
+    assert rasa["TELEGRAM_API_BASE_URL"] == "http://127.0.0.1:9999"
+    assert rasa["KEFU_CHANNEL_STATE_URL"] == settings.channel_state_url
+
+
+def test_child_processes_read_back_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Settings(var_dir=tmp_path, wechat_app_id="wx1", rasa_port=6123)
+    environment = original.as_environment()
+    assert environment["WECHAT_APP_ID"] == "wx1" and "KEFU_WECHAT_APP_ID" not in environment
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original

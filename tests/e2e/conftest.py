@@ -12,6 +12,8 @@ from typing import cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
+from fakes.telegram_api import FakeTelegramAPI
+from fakes.wechat_api import FakeWeChatAPI
 from playwright.sync_api import Browser, sync_playwright
 
 from bot.bench.common import free_port
@@ -23,6 +25,12 @@ from bot.settings import Settings, get_settings
 from bot.training import ensure_model
 
 TOKEN = "e2e-test-token-0123456789"
+WECHAT_TOKEN = "kefu-e2e-wechat-token"
+WECHAT_APP_ID = "wx49f0ab532d5d035a"  # the public wechatpy test vector's account
+WECHAT_APP_SECRET = "kefu-e2e-wechat-secret"
+WECHAT_AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
+TELEGRAM_TOKEN = "123456:kefu-e2e-telegram-token"
+TELEGRAM_SECRET = "kefu-e2e-telegram-secret"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -53,10 +61,31 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="session")
+def wechat_api() -> Iterator[FakeWeChatAPI]:
+    """The WeChat API (access token, customer-service messages) on a loopback port."""
+    with FakeWeChatAPI(WECHAT_APP_ID, WECHAT_APP_SECRET) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def telegram_api() -> Iterator[FakeTelegramAPI]:
+    """The Telegram Bot API on a loopback port."""
+    with FakeTelegramAPI(TELEGRAM_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
 def stack_group(
-    tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox
+    tmp_path_factory: pytest.TempPathFactory,
+    mailbox: Mailbox,
+    wechat_api: FakeWeChatAPI,
+    telegram_api: FakeTelegramAPI,
 ) -> Iterator[ServiceGroup]:
-    """A running stack with a fresh database, tracker store, event broker and SMTP server."""
+    """A running stack with a fresh database, tracker store, event broker and SMTP server.
+
+    The WeChat channel runs in safe (AES) mode and Telegram in webhook mode, both against
+    local fakes of their clouds.
+    """
     model, _ = ensure_model(get_settings())
     var = tmp_path_factory.mktemp("var")
     (var / "webchat").symlink_to(get_settings().webchat_dir)
@@ -68,6 +97,14 @@ def stack_group(
         rasa_token=TOKEN,
         smtp_host="127.0.0.1",
         smtp_port=mailbox.port,  # type: ignore[attr-defined]
+        wechat_token=WECHAT_TOKEN,
+        wechat_app_id=WECHAT_APP_ID,
+        wechat_app_secret=WECHAT_APP_SECRET,
+        wechat_encoding_aes_key=WECHAT_AES_KEY,
+        wechat_api_base_url=wechat_api.url,
+        telegram_token=TELEGRAM_TOKEN,
+        telegram_secret_token=TELEGRAM_SECRET,
+        telegram_api_base_url=telegram_api.url,
     )
     upgrade(settings.database_url)
     seed_demo_orders(make_engine(settings.database_url))

@@ -16,17 +16,16 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 import socketio
 from playwright.sync_api import Browser, Page, expect
 
-from bot.db import AgentRole, Handoff, HandoffStatus, make_engine
-from bot.desk import AgentStore
+from bot.db import Handoff, HandoffStatus, make_engine
 from bot.handoff.store import HandoffStore
 from bot.services import ServiceGroup
 from bot.settings import Settings
 from tests.e2e.chat_client import Chat
+from tests.e2e.desk_client import DeskClient, ensure_agent, open_handoff_with
 
 pytestmark = [pytest.mark.e2e]
 
@@ -39,28 +38,7 @@ HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>"]
 
 @pytest.fixture(scope="module")
 def agent(stack: Settings) -> str:
-    engine = make_engine(stack.database_url)
-    store = AgentStore(engine)
-    if store.get(USERNAME) is None:
-        store.create(USERNAME, DISPLAY_NAME, AgentRole.agent, PASSWORD)
-    engine.dispose()
-    return USERNAME
-
-
-def open_handoff_with(stack: Settings, marker: str, timeout: float = 30) -> Handoff:
-    """The open handoff whose packet transcript contains `marker`."""
-    engine = make_engine(stack.database_url)
-    store = HandoffStore(engine)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for handoff in store.queue():
-                if any(marker in line["text"] for line in handoff.packet["transcript"]):
-                    return handoff
-            time.sleep(0.2)
-    finally:
-        engine.dispose()
-    raise AssertionError(f"no open handoff mentions {marker!r}")
+    return ensure_agent(stack, USERNAME, DISPLAY_NAME, PASSWORD)
 
 
 def log_in_page(page: Page, stack: Settings) -> None:
@@ -195,34 +173,6 @@ class Customer:
                 return reply
 
 
-class DeskClient:
-    """An agent using the desk API with a real session and its CSRF token."""
-
-    def __init__(self, stack: Settings) -> None:
-        self.http = httpx.Client(base_url=f"http://{stack.host}:{stack.web_port}", timeout=30)
-        form = self.http.get("/desk/login").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert csrf
-        response = self.http.post(
-            "/desk/login",
-            data={"csrf_token": csrf.group(1), "username": USERNAME, "password": PASSWORD},
-        )
-        assert response.status_code == 303, response.text
-        token = re.search(r'name="csrf-token" content="([^"]+)"', self.http.get("/desk").text)
-        assert token
-        self.csrf = token.group(1)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.http.post(path, json=body or {}, headers={"X-CSRF-Token": self.csrf})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def get(self, path: str) -> Any:
-        response = self.http.get(path)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
 def test_restarting_the_desk_during_a_handoff_loses_nothing(
     stack_group: ServiceGroup, agent: str
 ) -> None:
@@ -234,7 +184,7 @@ def test_restarting_the_desk_during_a_handoff_loses_nothing(
     customer.say("转人工")
     customer.hear("人工客服")
     handoff = open_handoff_with(stack, marker)
-    desk = DeskClient(stack)
+    desk = DeskClient(stack, USERNAME, PASSWORD)
     desk.post(f"/desk/api/handoffs/{handoff.id}/claim")
     customer.hear("已接入")
 
@@ -245,7 +195,9 @@ def test_restarting_the_desk_during_a_handoff_loses_nothing(
         customer.replies.get(timeout=1)  # the bot stays quiet: an agent has the conversation
     stack_group.start_service("web")
 
-    desk = DeskClient(stack)  # the same agent signs in again (sessions survive too)
+    desk = DeskClient(
+        stack, USERNAME, PASSWORD
+    )  # the same agent signs in again (sessions survive too)
     deadline = time.monotonic() + 30
     texts: list[str] = []
     while time.monotonic() < deadline:

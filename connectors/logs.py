@@ -1,0 +1,25 @@
+"""Masking for channel logs: user ids become short stable tags, texts lose personal data.
+
+Log lines are key=value pairs with the user masked, e.g.
+`logger.info("wechat_reply user=%s mode=%s", mask_user_id(openid), "passive")`. Prefer not
+logging customer text at all; when you must, pass it through `mask_personal_data`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from bot.handoff.masking import mask_personal_data
+
+__all__ = ["mask_personal_data", "mask_user_id"]
+
+
+def mask_user_id(value: object) -> str:
+    """A WeChat openid or Telegram chat id as its first 3 characters, "…" and 6 hex of sha256.
+
+    The tag is stable (the same user always gets the same tag), so log lines of one
+    conversation can be followed without exposing the id.
+    """
+    text = str(value)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:6]
+    return f"{text[:3]}…{digest}"
