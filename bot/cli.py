@@ -265,9 +265,15 @@ def bench_handoff(
 @click.option("--users", default=20, show_default=True, help="Concurrent WeChat users.")
 @click.option(
     "--pause",
-    default=1.0,
+    default=3.0,
     show_default=True,
     help="Seconds a WeChat user waits after each answer before the next message.",
+)
+@click.option(
+    "--ramp",
+    default=5.0,
+    show_default=True,
+    help="Users and chats start evenly over this many seconds (0: all at once).",
 )
 @click.option(
     "--telegram-seconds",
@@ -277,7 +283,12 @@ def bench_handoff(
 )
 @click.option("--telegram-chats", default=20, show_default=True, help="Concurrent chats.")
 def bench_channels(
-    seconds: float, users: int, pause: float, telegram_seconds: float | None, telegram_chats: int
+    seconds: float,
+    users: int,
+    pause: float,
+    ramp: float,
+    telegram_seconds: float | None,
+    telegram_chats: int,
 ) -> None:
     """WeChat and Telegram channels under load, against fake platform APIs."""
     from bot.bench.channels import run_channels_benchmark
@@ -289,6 +300,7 @@ def bench_channels(
         seconds if telegram_seconds is None else telegram_seconds,
         telegram_chats,
         pause,
+        ramp,
     )
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")

@@ -7,6 +7,8 @@ WeChat (safe mode, AES): each of `users` customers sends signed, encrypted text 
 /webhooks/wechat/webhook for `seconds`, one at a time: it reads the HTTP reply (a passive
 answer, or `success` when the answer follows through the customer-service message API),
 waits for the answer in the second case, waits `pause` seconds and sends the next message.
+Users start evenly over the first `ramp` seconds (0: all at the same instant, a burst of
+first messages that each open a new conversation).
 Every fifth message goes out three times at once with the same MsgId, as WeChat re-sends a
 message whose reply is slow. Measured:
 
@@ -373,7 +375,8 @@ class ChannelRun:
         keys: Secrets,
         wechat_api: FakeWeChatAPI,
         telegram_api: FakeTelegramAPI,
-        pause: float = 1.0,
+        pause: float = 3.0,
+        ramp: float = 5.0,
     ) -> None:
         self.rasa_url = rasa_url.rstrip("/")
         self.rasa_token = rasa_token
@@ -381,6 +384,7 @@ class ChannelRun:
         self.wechat_api = wechat_api
         self.telegram_api = telegram_api
         self.pause = pause
+        self.ramp = ramp
         self.run = secrets.token_hex(3)
         self.ids = itertools.count(10**9 + secrets.randbelow(10**9))
 
@@ -438,11 +442,12 @@ class ChannelRun:
         return item
 
     async def _wechat_customer(
-        self, client: httpx.AsyncClient, index: int, deadline: float
+        self, client: httpx.AsyncClient, index: int, deadline: float, start_delay: float
     ) -> list[Sent]:
         openid = f"oBench{self.run}-{index:03d}"
         user = self._wechat_user(openid)
         sent: list[Sent] = []
+        await asyncio.sleep(start_delay)
         for turn in itertools.count():
             if time.monotonic() >= deadline:
                 break
@@ -463,7 +468,10 @@ class ChannelRun:
         started = time.monotonic()
         deadline = started + seconds
         per_user = await asyncio.gather(
-            *(self._wechat_customer(client, index, deadline) for index in range(users))
+            *(
+                self._wechat_customer(client, index, deadline, index * self.ramp / users)
+                for index in range(users)
+            )
         )
         wall = time.monotonic() - started
         await asyncio.sleep(LATE_SENDS_S)
@@ -503,9 +511,15 @@ class ChannelRun:
         return item
 
     async def _telegram_chat(
-        self, client: httpx.AsyncClient, chat_id: int, index: int, deadline: float
+        self,
+        client: httpx.AsyncClient,
+        chat_id: int,
+        index: int,
+        deadline: float,
+        start_delay: float,
     ) -> list[Sent]:
         sent: list[Sent] = []
+        await asyncio.sleep(start_delay)
         for turn in itertools.count():
             if time.monotonic() >= deadline:
                 break
@@ -526,7 +540,12 @@ class ChannelRun:
         started = time.monotonic()
         deadline = started + seconds
         per_chat = await asyncio.gather(
-            *(self._telegram_chat(client, base + index, index, deadline) for index in range(chats))
+            *(
+                self._telegram_chat(
+                    client, base + index, index, deadline, index * self.ramp / chats
+                )
+                for index in range(chats)
+            )
         )
         wall = time.monotonic() - started
         await asyncio.sleep(LATE_SENDS_S)
@@ -576,6 +595,7 @@ class ChannelRun:
             if seconds > 0 and users > 0:
                 results["wechat"] = await self.wechat(client, users, seconds)
                 results["wechat"]["pause_s"] = self.pause
+                results["wechat"]["ramp_s"] = self.ramp
             if telegram_seconds > 0 and chats > 0:
                 results["telegram"] = await self.telegram(client, chats, telegram_seconds)
         return results
@@ -605,7 +625,8 @@ def run_channels_benchmark(
     users: int = 20,
     telegram_seconds: float = 60.0,
     chats: int = 20,
-    pause: float = 1.0,
+    pause: float = 3.0,
+    ramp: float = 5.0,
 ) -> BenchReport:
     """Measures both channels on a fresh stack (trained model reused) on free ports.
 
@@ -632,7 +653,7 @@ def run_channels_benchmark(
         try:
             with ServiceGroup(kefu_services(run, model), run):
                 measured = ChannelRun(
-                    run.rasa_url, run.rasa_token, keys, wechat_api, telegram_api, pause
+                    run.rasa_url, run.rasa_token, keys, wechat_api, telegram_api, pause, ramp
                 )
                 results = asyncio.run(measured.measure(users, seconds, chats, telegram_seconds))
         finally:
