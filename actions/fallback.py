@@ -59,6 +59,20 @@ def consecutive_misses(events: list[dict[str, Any]]) -> int:
     return misses
 
 
+def rejected_loop(tracker: Tracker) -> str | None:
+    """The active form that refused the latest message, if that is why the fallback runs.
+
+    Rasa runs the fallback when a form cannot use a message and no rule covers it.
+    """
+    loop = (tracker.active_loop or {}).get("name")
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return None
+        if event.get("event") == "action_execution_rejected" and event.get("name") == loop:
+            return str(loop)
+    return None
+
+
 def suggestion_buttons(intent_ranking: list[dict[str, Any]], language: str) -> list[dict[str, str]]:
     """Up to three likely topics from the NLU ranking, padded with common ones."""
     ranked = [item.get("name") for item in intent_ranking]
@@ -85,8 +99,15 @@ class ActionFallback(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[EventType]:
-        """Answers from the knowledge base if it can; otherwise picks the fallback stage."""
+        """Answers from the knowledge base if it can; otherwise picks the fallback stage.
+
+        After a form refused the message, the form goes on (it asks its question again):
+        without that, Rasa would run this fallback again and again.
+        """
         result = await answer_from_kb(dispatcher, tracker, utter_when_none=False)
+        loop = rejected_loop(tracker)
+        if loop is not None:
+            return [SlotSet("kb_outcome", result.outcome.value), FollowupAction(loop)]
         if result.outcome != KbOutcome.no_answer:
             return [SlotSet("kb_outcome", result.outcome.value)]
         if consecutive_misses(tracker.events) >= handoff_policy().triggers.consecutive_misses.count:

@@ -81,9 +81,14 @@ class InboundMessage:
 
     @property
     def dedup_key(self) -> str:
-        """The key WeChat's retries of this message share."""
+        """The key WeChat's retries of this message share.
+
+        Events have no MsgId: sender, time and event, plus the menu key, so two different
+        menu items clicked within one second are two events.
+        """
         if self.msg_type == "event":
-            return f"wechat:event:{self.source}:{self.create_time}:{self.event}"
+            key = f"wechat:event:{self.source}:{self.create_time}:{self.event}"
+            return f"{key}:{self.event_key}" if self.event_key else key
         if self.msg_id:
             return f"wechat:msg:{self.msg_id}"
         return f"wechat:msg:{self.source}:{self.create_time}:{self.msg_type}"

@@ -2,10 +2,16 @@ from collections.abc import Iterator
 from unittest.mock import AsyncMock, patch
 
 import pytest
+from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.fallback import ActionFallback, consecutive_misses, suggestion_buttons
+from actions.fallback import (
+    ActionFallback,
+    consecutive_misses,
+    rejected_loop,
+    suggestion_buttons,
+)
 from actions.knowledge import KbResult
 from bot.db import KbOutcome
 from tests.app.conftest import make_tracker, user_event
@@ -80,3 +86,33 @@ def test_a_knowledge_miss_counts_like_an_nlu_miss() -> None:
     assert consecutive_misses(events) == 2
     answered = [events[0], {"event": "slot", "name": "kb_outcome", "value": "answered"}, events[2]]
     assert consecutive_misses(answered) == 1
+
+
+def form_refused(text: str, intent: str) -> Tracker:
+    """The order form is asking for the number and refused `text` (no rule covers it)."""
+    base = make_tracker(text, intent)
+    return Tracker(
+        base.sender_id,
+        base.slots,
+        base.latest_message,
+        [*base.events, {"event": "action_execution_rejected", "name": "order_status_form"}],
+        False,
+        None,
+        {"name": "order_status_form"},
+        "action_execution_rejected",
+    )
+
+
+async def test_a_message_a_form_refused_lets_the_form_ask_again() -> None:
+    """Without the follow-up Rasa ran the fallback ten times in a row (circuit breaker)."""
+    dispatcher = CollectingDispatcher()
+    tracker = form_refused("我的订单到哪了", "order_status")
+    events = await ActionFallback().run(dispatcher, tracker, {})
+    assert events == [NO_ANSWER, FollowupAction("order_status_form")]
+    assert dispatcher.messages == []  # no "please rephrase": the form's question follows
+
+
+def test_only_a_refusal_after_the_latest_message_counts() -> None:
+    assert rejected_loop(form_refused("我的订单到哪了", "order_status")) == "order_status_form"
+    earlier = [{"event": "action_execution_rejected", "name": "order_status_form"}]
+    assert rejected_loop(make_tracker("?", "nlu_fallback", events=earlier)) is None

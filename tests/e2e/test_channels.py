@@ -159,6 +159,14 @@ def test_images_and_subscriptions(customer: WeChatCustomer) -> None:
     assert "您好" in welcome
 
 
+def test_menu_clicks_map_to_what_the_customer_wants(customer: WeChatCustomer) -> None:
+    response, reply, _ = customer.post(customer.user.event_xml("CLICK", "ORDER_STATUS"))
+    answer = reply["Content"] if reply else customer.pushed(lambda text: "订单号" in text)
+    assert "订单号" in answer
+    response, reply, _ = customer.post(customer.user.event_xml("CLICK", "NO_SUCH_ITEM"))
+    assert response.status_code == 200 and reply and "菜单" in reply["Content"], reply
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

@@ -141,3 +141,13 @@ def test_conversations_survive_a_rasa_restart(stack_group: ServiceGroup) -> None
     ).json()
     texts = [e.get("text") for e in tracker["events"] if e["event"] == "user"]
     assert texts == ["where is my order", "KF202611200001"]
+
+
+def test_asking_again_while_the_order_form_waits_for_the_number(stack: Settings) -> None:
+    """The form refuses the repeated question: it asks for the number again, once."""
+    chat = Chat(stack.rasa_url)
+    assert "订单号" in chat.say("我的订单到哪了")
+    again = chat.send("我的订单到哪了")
+    assert 1 <= len(again) <= 2 and "订单号" in again[-1]["text"], again
+    reply = chat.say("KF202611200001")
+    assert "KF202611200001" in reply and "顺丰" in reply

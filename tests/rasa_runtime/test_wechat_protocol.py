@@ -213,7 +213,7 @@ def test_public_parser_samples(xml: str, expected: dict[str, object]) -> None:
 
 def test_dedup_keys() -> None:
     assert parse_inbound(TEXT_XML).dedup_key == "wechat:msg:1234567890123456"
-    assert parse_inbound(CLICK_XML).dedup_key == "wechat:event:FromUser:123456789:click"
+    assert parse_inbound(CLICK_XML).dedup_key == "wechat:event:FromUser:123456789:click:EVENTKEY"
 
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
