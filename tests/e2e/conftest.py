@@ -12,8 +12,6 @@ from typing import cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
-from fakes.telegram_api import FakeTelegramAPI
-from fakes.wechat_api import FakeWeChatAPI
 from playwright.sync_api import Browser, sync_playwright
 
 from bot.bench.common import free_port
@@ -23,6 +21,8 @@ from bot.orders import seed_demo_orders
 from bot.services import ServiceError, ServiceGroup, kefu_services
 from bot.settings import Settings, get_settings
 from bot.training import ensure_model
+from fakes.telegram_api import FakeTelegramAPI
+from fakes.wechat_api import FakeWeChatAPI
 
 TOKEN = "e2e-test-token-0123456789"
 WECHAT_TOKEN = "kefu-e2e-wechat-token"
