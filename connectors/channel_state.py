@@ -51,32 +51,15 @@ class SqliteChannelState:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._created = False
-        self._create_lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the file prepared) on first use."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            _prepare(connection)
             self._local.connection = connection
-        with self._create_lock:
-            if not self._created:
-                connection.executescript(
-                    """
-                    CREATE TABLE IF NOT EXISTS channel_state (
-                        key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL
-                    );
-                    CREATE TABLE IF NOT EXISTS undelivered_messages (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT,
-                        recorded_at REAL NOT NULL,
-                        record TEXT NOT NULL
-                    );
-                    """
-                )
-                self._created = True
         return connection
 
     def claim(self, key: str, ttl_seconds: int = DAY_SECONDS) -> bool:
@@ -143,6 +126,39 @@ class SqliteChannelState:
             .fetchall()
         )
         return [{**json.loads(record), "recorded_at": at} for at, record in rows]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS channel_state (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL
+);
+CREATE TABLE IF NOT EXISTS undelivered_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at REAL NOT NULL, record TEXT NOT NULL
+);
+"""
+_PREPARE_LOCK = threading.Lock()
+PREPARE_ATTEMPTS = 50
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """WAL mode, `synchronous=NORMAL` and the tables.
+
+    Switching to WAL does not wait for a busy database (SQLite answers "database is
+    locked" at once when another connection is setting up the same new file), so it is
+    retried; within one process the set-up runs one connection at a time.
+    """
+    with _PREPARE_LOCK:
+        for attempt in range(PREPARE_ATTEMPTS):
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == PREPARE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
 
 
 class RedisChannelState:

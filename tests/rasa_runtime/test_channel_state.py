@@ -1,5 +1,6 @@
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,20 @@ def _claim(path: str, key: str) -> bool:
 
 
 def test_only_the_first_claim_wins_across_processes(tmp_path: Path) -> None:
-    path = str(tmp_path / "channels.db")
-    open_channel_state(f"sqlite:///{path}").claim("warm-up")
+    path = str(tmp_path / "channels.db")  # a new file: the processes also race to set it up
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(_claim, [(path, "wechat:msg:42")] * 4)
     assert sorted(results) == [False, False, False, True]
+
+
+def test_instances_racing_on_a_new_file_claim_once(tmp_path: Path) -> None:
+    """Switching a new file to WAL answered "database is locked" at once (seen in CI)."""
+    for round_ in range(10):
+        path = tmp_path / f"channels-{round_}.db"
+        states = [SqliteChannelState(path) for _ in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda state: state.claim("wechat:msg:1"), states))
+        assert sorted(results) == [False] * 7 + [True]
 
 
 def test_an_expired_claim_can_be_made_again(tmp_path: Path) -> None:
