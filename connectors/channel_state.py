@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+DEFAULT_STATE_URL = "sqlite:///var/rasa/channels.db"
+"""The state when a channel's credentials name none (Kefu's settings always do)."""
 DAY_SECONDS = 24 * 3600
 UNDELIVERED_KEPT = 1000
 """How many undelivered-message records are kept (the oldest go first)."""
@@ -200,6 +202,15 @@ class RedisChannelState:
         """The newest records first."""
         items = self.redis.lrange(self.PREFIX + "undelivered", 0, limit - 1)
         return [json.loads(item) for item in items]
+
+
+def recent_undelivered(state: ChannelState, channel: str, since: float) -> int:
+    """How many of `channel`'s messages were recorded undelivered since `since` (epoch s)."""
+    return sum(
+        1
+        for record in state.undelivered(UNDELIVERED_KEPT)
+        if record.get("channel") == channel and float(record.get("recorded_at") or 0) >= since
+    )
 
 
 def open_channel_state(url: str) -> ChannelState:

@@ -32,9 +32,10 @@ from telegram.ext import AIORateLimiter, ExtBot
 
 from connectors.channel_state import (
     DAY_SECONDS,
-    UNDELIVERED_KEPT,
+    DEFAULT_STATE_URL,
     ChannelState,
     open_channel_state,
+    recent_undelivered,
 )
 from connectors.logs import mask_personal_data, mask_user_id
 from connectors.messages import announcing_truncation, prepare_text
@@ -42,8 +43,6 @@ from connectors.messages import announcing_truncation, prepare_text
 logger = logging.getLogger(__name__)
 
 API_BASE_URL = "https://api.telegram.org"
-DEFAULT_STATE_URL = "sqlite:///var/rasa/channels.db"
-"""The channel state when credentials name none (Kefu's settings always do)."""
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 MAX_BODY_BYTES = 64 * 1024
@@ -211,18 +210,13 @@ class TelegramConnection:
 
     async def undelivered_today(self) -> int | None:
         """How many Telegram messages were recorded undelivered in the last 24 hours."""
-        since = time.time() - DAY_SECONDS
         try:
-            records = await asyncio.to_thread(self.state.undelivered, UNDELIVERED_KEPT)
+            return await asyncio.to_thread(
+                recent_undelivered, self.state, "telegram", time.time() - DAY_SECONDS
+            )
         except Exception:
             logger.exception("telegram_state_unavailable")
             return None
-        return sum(
-            1
-            for record in records
-            if record.get("channel") == "telegram"
-            and float(record.get("recorded_at") or 0) >= since
-        )
 
 
 class TelegramOutput(OutputChannel):

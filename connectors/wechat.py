@@ -27,9 +27,10 @@ from sanic.response import HTTPResponse
 
 from connectors.channel_state import (
     DAY_SECONDS,
-    UNDELIVERED_KEPT,
+    DEFAULT_STATE_URL,
     ChannelState,
     open_channel_state,
+    recent_undelivered,
 )
 from connectors.messages import announcing_truncation
 from connectors.wechat_api import (
@@ -45,7 +46,6 @@ from connectors.wechat_webhook import WebhookReply, WeChatWebhook
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STATE_URL = "sqlite:///var/rasa/channels.db"
 DEFAULT_PASSIVE_REPLY_SECONDS = 4.0
 WECHAT_TIMEOUT_SECONDS = 5.0
 """WeChat drops the HTTP request (and retries) after this long."""
@@ -210,14 +210,9 @@ class WeChatInput(InputChannel):
         """The health answer: status, mode and how many messages were undelivered lately."""
         if not self.settings.enabled:
             return {"status": "disabled", "channel": self.name()}
-        since = self.clock() - DAY_SECONDS
         try:
-            records = await asyncio.to_thread(self.state.undelivered, UNDELIVERED_KEPT)
-            undelivered: int | None = sum(
-                1
-                for record in records
-                if record.get("channel") == self.name()
-                and float(record.get("recorded_at") or 0) >= since
+            undelivered: int | None = await asyncio.to_thread(
+                recent_undelivered, self.state, self.name(), self.clock() - DAY_SECONDS
             )
         except Exception:
             logger.exception("wechat_state_unavailable")

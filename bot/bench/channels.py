@@ -365,6 +365,15 @@ async def _timed(
     return Copy(seconds, 200, content)
 
 
+def planned_turn(sender: int, turn: int) -> tuple[str, int]:
+    """What the `sender`-th simulated customer sends on its `turn`-th message, and how often.
+
+    Every `RETRY_EVERY`-th message goes out `1 + RETRY_COPIES` times, as a platform retries.
+    """
+    copies = 1 + (RETRY_COPIES if turn % RETRY_EVERY == RETRY_EVERY - 1 else 0)
+    return QUESTIONS[(sender + turn) % len(QUESTIONS)], copies
+
+
 class ChannelRun:
     """Both phases against one running stack and the two fakes."""
 
@@ -451,8 +460,7 @@ class ChannelRun:
         for turn in itertools.count():
             if time.monotonic() >= deadline:
                 break
-            copies = 1 + (RETRY_COPIES if turn % RETRY_EVERY == RETRY_EVERY - 1 else 0)
-            text = QUESTIONS[(index + turn) % len(QUESTIONS)]
+            text, copies = planned_turn(index, turn)
             sent.append(await self._wechat_message(client, user, openid, text, copies))
             await asyncio.sleep(self.pause)
         return sent
@@ -523,8 +531,7 @@ class ChannelRun:
         for turn in itertools.count():
             if time.monotonic() >= deadline:
                 break
-            copies = 1 + (RETRY_COPIES if turn % RETRY_EVERY == RETRY_EVERY - 1 else 0)
-            text = QUESTIONS[(index + turn) % len(QUESTIONS)]
+            text, copies = planned_turn(index, turn)
             sent.append(await self._telegram_update(client, chat_id, text, turn, copies))
         return sent
 

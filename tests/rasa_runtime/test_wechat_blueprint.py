@@ -18,6 +18,7 @@ from connectors.wechat import WeChatInput, WeChatSettings
 from connectors.wechat_text import UNSUPPORTED_MESSAGE
 from fakes.wechat_api import FakeWeChatAPI
 from fakes.wechat_user import WeChatUser
+from tests.hostile_bodies import HOSTILE_WECHAT_BODIES
 
 TOKEN = "kefu-blueprint-token"
 APP_ID = "wx49f0ab532d5d035a"
@@ -141,25 +142,7 @@ async def test_a_slow_bot_is_acknowledged_and_pushed(
     assert message["text"]["content"] == "答：查物流"
 
 
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        (b"not xml at all", 400),
-        (
-            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-            b"<xml><ToUserName>gh</ToUserName><Encrypt>&xxe;</Encrypt></xml>",
-            400,
-        ),
-        (
-            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-            b"<xml><Encrypt>&lol2;</Encrypt></xml>",
-            400,
-        ),
-        (b"<xml><Encrypt>" + b"A" * 200_000 + b"</Encrypt></xml>", 413),
-    ],
-    ids=["non-xml", "xxe", "billion-laughs", "oversized"],
-)
+@pytest.mark.parametrize(("body", "status"), HOSTILE_WECHAT_BODIES)
 async def test_hostile_bodies_are_refused(
     serve: Callable[..., Any], tmp_path: Path, api: FakeWeChatAPI, body: bytes, status: int
 ) -> None:
