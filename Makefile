@@ -94,7 +94,7 @@ test: install lint validate test-unit train test-conversations test-e2e ## Every
 lint: install-app ## ruff and mypy
 	$(APP_VENV)/bin/ruff check .
 	$(APP_VENV)/bin/ruff format --check .
-	$(APP_VENV)/bin/mypy bot actions knowledge_index
+	$(APP_VENV)/bin/mypy bot actions knowledge_index nlu_bench
 
 validate: install-rasa install-app ## rasa data validate (domain, data, stories) and the service plan files
 	$(KEFU) service check
@@ -119,7 +119,7 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-handoff bench-kb bench-channels
+.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
 
@@ -131,6 +131,9 @@ bench-channels: install train ## WeChat 5-second rule and dedup (20 users, 60 s)
 
 bench-kb: install-app ## Retrieval on the demo KB, BANKING77, CLINC150, 10k entries (var/bench/kb.json)
 	$(KEFU) bench kb
+
+bench-nlu: install ## NLU on CLINC150, BANKING77, SMP2019, CAIS, demo vs anchors and floor (var/bench/nlu.json)
+	$(KEFU) bench nlu
 
 .PHONY: clean
 clean: ## Remove models, databases and logs under var/ (keeps the venvs)

@@ -14,6 +14,7 @@ from bot.channels_cli import channel_status, channels
 from bot.desk_cli import agents
 from bot.handoff_cli import customers, handoffs
 from bot.kb_cli import kb
+from bot.nlu_cli import nlu
 from bot.settings import get_settings
 from bot.telegram_cli import telegram
 from bot.tickets_cli import tickets
@@ -31,6 +32,7 @@ main.add_command(handoffs)
 main.add_command(customers)
 main.add_command(channels)
 main.add_command(telegram)
+main.add_command(nlu)
 
 
 @main.command()
@@ -320,6 +322,37 @@ def bench_kb(datasets: Path | None) -> None:
     report = run_kb_benchmark(get_settings(), datasets)
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
+
+
+@bench.command("nlu")
+@click.option(
+    "--datasets",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The shared public datasets (default ../shared/datasets).",
+)
+@click.option(
+    "--only",
+    default=None,
+    help="Comma-separated subset of clinc150,banking77,smp2019,cais,demo (default: all).",
+)
+def bench_nlu(datasets: Path | None, only: str | None) -> None:
+    """Kefu's NLU trained on CLINC150, BANKING77, SMP2019, CAIS and its own data.
+
+    Each run is shown beside the published anchors and a plain-embedding floor. Takes a while:
+    progress goes to stderr, Rasa's messages to var/logs/nlu-bench-*.log.
+    """
+    from bot.bench.nlu import parse_only, run_nlu_benchmark
+
+    try:
+        names = parse_only(only)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--only") from error
+    report = run_nlu_benchmark(get_settings(), datasets, names)
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+    if any("error" in block for block in report.results["datasets"].values()):
+        raise click.ClickException("a run failed (see above)")
 
 
 @main.command("eval")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,12 +26,14 @@ from knowledge_index import (
     evaluate_files,
     load_encoder,
 )
+from nlu_bench.datasets import Example, held_out_split, read_examples
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 BANKING_FLOOR = 0.886
 CLINC_FLOOR = 0.887
 HELD_OUT_SHARE = 0.2
 SEED = 0
+OOS = "oos"
 SYNTHETIC_ENTRIES = 10_000
 
 
@@ -49,6 +50,14 @@ def _faq(phrasings: dict[str, list[str]], language: str = "en") -> list[Knowledg
         )
         for intent, texts in phrasings.items()
     ]
+
+
+def _by_intent(examples: Sequence[Example]) -> dict[str, list[str]]:
+    """Phrasings grouped by intent, in file order."""
+    grouped: dict[str, list[str]] = {}
+    for text, intent in examples:
+        grouped.setdefault(intent, []).append(text)
+    return grouped
 
 
 def _build(
@@ -82,31 +91,20 @@ def _metrics(
 
 def banking77(datasets: Path, encoder: Encoder, settings: KnowledgeSettings) -> dict[str, Any]:
     """BANKING77 train as an FAQ; 20 % of each intent's phrasings held out (not indexed)."""
-    by_intent: dict[str, list[str]] = {}
-    with (datasets / "banking77" / "train.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            by_intent.setdefault(row["category"], []).append(row["text"])
-    rng = random.Random(SEED)  # noqa: S311 (a reproducible split, not security)
-    indexed, queries = {}, []
-    for intent, texts in sorted(by_intent.items()):
-        shuffled = texts[:]
-        rng.shuffle(shuffled)
-        cut = max(1, round(len(shuffled) * HELD_OUT_SHARE))
-        queries += [LabelledQuery(text, intent) for text in shuffled[:cut]]
-        indexed[intent] = shuffled[cut:]
-    return _metrics(_build(_faq(indexed), encoder, settings), queries, settings)
+    examples = read_examples(datasets / "banking77" / "train.csv")
+    indexed, held_out = held_out_split(examples, HELD_OUT_SHARE, SEED)
+    queries = [LabelledQuery(text, intent) for text, intent in held_out]
+    return _metrics(_build(_faq(_by_intent(indexed)), encoder, settings), queries, settings)
 
 
 def clinc150(datasets: Path, encoder: Encoder, settings: KnowledgeSettings) -> dict[str, Any]:
     """CLINC150 train as an FAQ, calibrated with `oos_train`; evaluated on val + oos_val."""
-    data = json.loads((datasets / "clinc150" / "data_full_train_val.json").read_text("utf-8"))
-    by_intent: dict[str, list[str]] = {}
-    for text, intent in data["train"]:
-        by_intent.setdefault(intent, []).append(text)
-    extra: list[tuple[str, str | None]] = [(text, None) for text, _ in data["oos_train"]]
-    index = _build(_faq(by_intent), encoder, settings, extra)
-    queries = [LabelledQuery(text, intent) for text, intent in data["val"]]
-    queries += [LabelledQuery(text, None) for text, _ in data["oos_val"]]
+    path = datasets / "clinc150" / "data_full_train_val.json"
+    train, test = read_examples(path, "train"), read_examples(path, "test")  # test: val + oos_val
+    extra: list[tuple[str, str | None]] = [(text, None) for text, i in train if i == OOS]
+    in_scope = [(text, intent) for text, intent in train if intent != OOS]
+    index = _build(_faq(_by_intent(in_scope)), encoder, settings, extra)
+    queries = [LabelledQuery(text, None if i == OOS else i) for text, i in test]
     return _metrics(index, queries, settings)
 
 

@@ -44,9 +44,10 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """Threads for numpy, the token cache size and the batch size."""
+        """Token vectors on or off, threads for numpy, the token cache size, the batch size."""
         return {
             **DenseFeaturizer.get_default_config(),
+            "token_vectors": True,
             "threads": 2,
             "token_cache_size": 50_000,
             "batch_size": 64,
@@ -115,7 +116,12 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         sentences = self._encode([m.get(TEXT) for m in with_tokens])
         for message, sentence in zip(with_tokens, sentences, strict=True):
             tokens = message.get(TOKENS_NAMES[TEXT])
-            sequence = self._token_vectors([token.text for token in tokens])
+            # Token vectors cost one encoding per new word; sentence classifiers skip them.
+            sequence = (
+                self._token_vectors([token.text for token in tokens])
+                if self._config["token_vectors"]
+                else None
+            )
             self.add_features_to_message(
                 sequence=sequence,
                 sentence=sentence.reshape(1, DIMENSIONS),

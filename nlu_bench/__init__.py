@@ -1,0 +1,1 @@
+"""NLU benchmarking: read public intent datasets, train Kefu's pipeline, score it."""
