@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import platform
 import socket
-import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
+from nlu_bench.metrics import percentile
 
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation; 0.0 for no values."""
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+__all__ = ["BenchReport", "free_port", "percentile", "scratch_settings"]
 
 
 def free_port() -> int:
