@@ -74,6 +74,30 @@ kb: install-app ## Validate data/knowledge and publish a new index version (hot-
 kb-report: install-app ## Self-service rate and the latest unanswered questions
 	$(KEFU) kb report
 
+# ---------------------------------------------------------------- knowledge editors
+.PHONY: evaluate gate deploy rollback export-sheet import-sheet review
+evaluate: install-rasa install-app ## Held-out NLU eval + KB eval on data/kb_test_queries.jsonl: report.html under var/eval/editor/
+	$(KEFU) evaluate
+
+gate: install-rasa install-app ## Refuse the model if macro-F1 dropped > 1 point vs the deployed one or an intent fell below its floor
+	$(KEFU) gate
+
+deploy: train ## Gate, then swap the model and knowledge index into the running bot (make demo)
+	$(KEFU) deploy
+
+rollback: install-app ## Put the previous model and knowledge index back into the running bot
+	$(KEFU) rollback
+
+export-sheet: install-app ## NLU examples and knowledge entries as a spreadsheet: make export-sheet FILE=var/kefu.xlsx
+	$(KEFU) sheet export "$(or $(FILE),var/kefu-data.xlsx)"
+
+import-sheet: install-app ## Write an edited spreadsheet back into data/: make import-sheet FILE=var/kefu.xlsx
+	@test -n "$(FILE)" || { echo "Usage: make import-sheet FILE=path/to/edited.xlsx"; exit 2; }
+	$(KEFU) sheet import "$(FILE)"
+
+review: install-app ## The review queue: questions the bot missed and agents' answers, grouped
+	$(KEFU) review list
+
 # ---------------------------------------------------------------- channels
 .PHONY: channels telegram-webhook telegram-poll
 channels: install-app ## Which messaging channels are enabled, and messages they could not deliver
@@ -96,12 +120,9 @@ lint: install-app ## ruff and mypy
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/mypy bot actions knowledge_index nlu_bench
 
-validate: install-rasa install-app ## rasa data validate (domain, data, stories) and the service plan files
+validate: install-rasa install-app ## The service plan files, rasa data validate and Kefu's data checks (file:line + fix)
 	$(KEFU) service check
-	@mkdir -p var/logs
-	$(RASA) data validate --data data/nlu data/stories data/rules --domain domain.yml --config config.yml > var/logs/validate.log 2>&1 \
-		|| { tail -n 30 var/logs/validate.log; exit 1; }
-	@echo "rasa data validate: ok (details in var/logs/validate.log)"
+	$(KEFU) validate
 
 test-unit: install ## Unit tests of both runtimes
 	$(RASA_VENV)/bin/python -m pytest -q tests/rasa_runtime

@@ -12,12 +12,16 @@ import click
 
 from bot.channels_cli import channel_status, channels
 from bot.desk_cli import agents
+from bot.editor_cli import EDITOR_COMMANDS
 from bot.handoff_cli import customers, handoffs
 from bot.kb_cli import kb
 from bot.nlu_cli import nlu
+from bot.review_cli import review
 from bot.settings import get_settings
+from bot.sheet_cli import sheet
 from bot.telegram_cli import telegram
 from bot.tickets_cli import tickets
+from bot.validate_cli import validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,14 +37,36 @@ main.add_command(customers)
 main.add_command(channels)
 main.add_command(telegram)
 main.add_command(nlu)
+main.add_command(validate)
+main.add_command(sheet)
+main.add_command(review)
+for command in EDITOR_COMMANDS:
+    main.add_command(command)
 
 
 @main.command()
 def train() -> None:
-    """Train the Rasa model if config, domain or data changed."""
-    from bot.training import ensure_model
+    """Train the Rasa model if config, domain or data changed.
 
-    model, trained = ensure_model(get_settings())
+    Broken YAML and stories or rules naming unknown intents or actions are refused first,
+    with their file and line (the model in service stays).
+    """
+    from bot.editor.validation import structure_findings
+    from bot.training import TrainingError, ensure_model
+
+    settings = get_settings()
+    errors = [f for f in structure_findings(settings) if f.severity == "error"]
+    if errors:
+        for finding in errors:
+            click.echo(finding.format(), err=True)
+        raise click.ClickException(
+            f"{len(errors)} error(s) in the data: nothing was trained "
+            "(`make validate` runs every check)"
+        )
+    try:
+        model, trained = ensure_model(settings)
+    except TrainingError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"{'Trained' if trained else 'Up to date'}: {model}")
 
 
@@ -62,7 +88,7 @@ def db_upgrade() -> None:
 def db_seed() -> None:
     """Load the demo shop's orders (KF202611200001 ... KF202611200020) and the demo agent."""
     from bot.db import make_engine, upgrade
-    from bot.desk import seed_demo_agent
+    from bot.desk import seed_demo_agent, seed_demo_editor
     from bot.orders import seed_demo_orders
 
     settings = get_settings()
@@ -71,15 +97,16 @@ def db_seed() -> None:
     count = seed_demo_orders(engine)
     click.echo(f"Seeded {count} demo orders.")
     if settings.demo_agent_password:
-        username = seed_demo_agent(engine, settings)
-        click.echo(f"Seeded desk agent {username} / {settings.demo_agent_password}.")
+        for seed in (seed_demo_agent, seed_demo_editor):
+            username = seed(engine, settings)
+            click.echo(f"Seeded desk login {username} / {settings.demo_agent_password}.")
 
 
 @main.command()
 def demo() -> None:
     """Migrate, seed, train if needed, then run Rasa, actions and the web chat until Ctrl-C."""
     from bot.db import make_engine, upgrade
-    from bot.desk import seed_demo_agent
+    from bot.desk import seed_demo_agent, seed_demo_editor
     from bot.knowledge import ensure_index
     from bot.orders import seed_demo_orders
     from bot.services import ServiceError, ServiceGroup, kefu_services
@@ -89,10 +116,13 @@ def demo() -> None:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     seed_demo_orders(engine)
-    desk_login = ""
+    desk_login = editor_login = ""
     if settings.demo_agent_password:
         desk_login = (
             f"  (login {seed_demo_agent(engine, settings)} / {settings.demo_agent_password})"
+        )
+        editor_login = (
+            f"  (login {seed_demo_editor(engine, settings)} / {settings.demo_agent_password})"
         )
     folder, built = ensure_index(settings)
     click.echo(f"Knowledge base: {'built' if built else 'using'} {folder.name}")
@@ -110,6 +140,8 @@ def demo() -> None:
             "\nKefu is running:\n"
             f"  Web chat        {settings.web_url}\n"
             f"  Agent desk      http://{settings.host}:{settings.web_port}/desk{desk_login}\n"
+            f"  Review queue    http://{settings.host}:{settings.web_port}/desk/review"
+            f"{editor_login}\n"
             f"  Rasa REST       {settings.rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API   {settings.rasa_url} (token: KEFU_RASA_TOKEN)\n"
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"

@@ -16,8 +16,10 @@ from knowledge_index import (
 
 
 def knowledge_settings(settings: Settings) -> KnowledgeSettings:
-    """Knowledge-base settings whose index lives under Kefu's var directory."""
-    return KnowledgeSettings(var_dir=settings.knowledge_dir)
+    """Knowledge-base settings with Kefu's index folder and knowledge sources."""
+    return KnowledgeSettings(
+        var_dir=settings.knowledge_dir, source_dir=settings.knowledge_source_dir
+    )
 
 
 def ensure_index(settings: Settings, source: Path | None = None) -> tuple[Path, bool]:

@@ -35,7 +35,13 @@ def default_log_path(settings: Settings) -> Path:
 
 
 def run_nlu_bench(
-    settings: Settings, train: Path, test: Path, config: Path, oos_label: str, log_path: Path
+    settings: Settings,
+    train: Path,
+    test: Path,
+    config: Path,
+    oos_label: str,
+    log_path: Path,
+    predictions: Path | None = None,
 ) -> dict[str, Any]:
     """Trains Kefu's pipeline on `train` and scores it on `test` in the Rasa runtime.
 
@@ -46,6 +52,7 @@ def run_nlu_bench(
         config: The Rasa config to train with.
         oos_label: The out-of-scope intent's name.
         log_path: Rasa's messages are written here (replaced).
+        predictions: Also write every test message's prediction here (JSON lines).
 
     Returns:
         The runner's JSON object: accuracy, macro_f1, timings, model size and so on.
@@ -61,6 +68,8 @@ def run_nlu_bench(
         "--train", str(train.resolve()), "--test", str(test.resolve()),
         "--config", str(config.resolve()), "--oos-label", oos_label,
     ]  # fmt: skip
+    if predictions is not None:
+        command += ["--predictions", str(predictions.resolve())]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         result = subprocess.run(

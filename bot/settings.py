@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     rasa_token: str = Field(LOCAL_RASA_TOKEN, description="Auth token of Rasa's HTTP API.")
     var_dir: Path = Field(PROJECT_ROOT / "var", description="Models, databases, logs, downloads.")
+    data_dir: Path = Field(
+        PROJECT_ROOT / "data",
+        description="The data editors change: nlu/, knowledge/ and kb_test_queries.jsonl.",
+    )
     database_url: str = Field(
         "", description="App database; default sqlite:///VAR_DIR/data/kefu.db."
     )
@@ -58,6 +62,18 @@ class Settings(BaseSettings):
     )
     app_python: Path = Field(
         PROJECT_ROOT / ".venv-app" / "bin" / "python", description="The app runtime."
+    )
+    gate_max_macro_f1_drop: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="`kefu gate`: largest macro-F1 drop from the deployed model.",
+    )
+    gate_intent_f1_floor: float = Field(
+        0.7, ge=0.0, le=1.0, description="`kefu gate`: lowest held-out F1 any intent may have."
+    )
+    gate_intent_floors: str = Field(
+        "", description="`kefu gate`: per-intent floors, e.g. 'order_status=0.8,greet=0.6'."
     )
     smtp_host: str = Field("", description="SMTP server of emailed copies; empty = no email.")
     smtp_port: int = Field(25, description="SMTP server port (587 with STARTTLS, usually).")
@@ -101,6 +117,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:
         self.var_dir = self.var_dir.resolve()
+        self.data_dir = self.data_dir.resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'data' / 'kefu.db'}"
         if not self.tracker_store_url:
@@ -125,12 +142,29 @@ class Settings(BaseSettings):
                     "in production (leave it empty: production seeds no demo agent)."
                 )
             self.demo_agent_password = ""  # no demo login with a published password
+        try:
+            floors = self.intent_floors
+        except ValueError as error:
+            raise SettingsError(
+                f"KEFU_GATE_INTENT_FLOORS must look like 'intent=0.8,other=0.6': {error}"
+            ) from error
+        if any(not 0.0 <= floor <= 1.0 for floor in floors.values()):
+            raise SettingsError("KEFU_GATE_INTENT_FLOORS: every floor must be between 0 and 1.")
         if self.tracker_store_url == self.event_broker_url:
             raise SettingsError(
                 "The tracker store and the event broker both name a table 'events': "
                 "give them separate databases."
             )
         return self
+
+    @property
+    def intent_floors(self) -> dict[str, float]:
+        """`gate_intent_floors` as a mapping (validated when the settings are read)."""
+        floors: dict[str, float] = {}
+        for pair in filter(None, (part.strip() for part in self.gate_intent_floors.split(","))):
+            intent, _, value = pair.partition("=")
+            floors[intent.strip()] = float(value)
+        return floors
 
     @property
     def rasa_url(self) -> str:
@@ -158,6 +192,16 @@ class Settings(BaseSettings):
         return self.var_dir / "knowledge"
 
     @property
+    def knowledge_source_dir(self) -> Path:
+        """The knowledge base's YAML topic files."""
+        return self.data_dir / "knowledge"
+
+    @property
+    def nlu_dir(self) -> Path:
+        """The NLU training examples (Rasa YAML)."""
+        return self.data_dir / "nlu"
+
+    @property
     def webchat_dir(self) -> Path:
         """The rasa-webchat bundle prepared by `make install` (fonts import stripped)."""
         return self.var_dir / "webchat"
@@ -182,6 +226,7 @@ class Settings(BaseSettings):
             if getattr(self, name) is not None
         }
         environment["KEFU_KB_VAR_DIR"] = str(self.knowledge_dir)
+        environment["KEFU_KB_SOURCE_DIR"] = str(self.knowledge_source_dir)
         return environment
 
     def rasa_environment(self) -> dict[str, str]:

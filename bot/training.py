@@ -77,14 +77,20 @@ def ensure_model(
         )
     if result.returncode != 0 or not target.exists():
         raise TrainingError(f"rasa train failed (exit {result.returncode}); see {log_path}")
-    prune_models(settings.models_dir, keep=KEEP_MODELS)
+    from bot.editor.deployment import protected_models  # (imports this module)
+
+    prune_models(settings.models_dir, keep=KEEP_MODELS, protect=protected_models(settings))
     return target, True
 
 
-def prune_models(models_dir: Path, keep: int) -> list[Path]:
-    """Deletes all but the `keep` newest `kefu-*.tar.gz` models; returns the deleted ones."""
+def prune_models(models_dir: Path, keep: int, protect: set[Path] | None = None) -> list[Path]:
+    """Deletes all but the `keep` newest `kefu-*.tar.gz` models; returns the deleted ones.
+
+    Models in `protect` (the deployed ones a rollback may need) are never deleted.
+    """
     models = sorted(models_dir.glob("kefu-*.tar.gz"), key=lambda p: p.stat().st_mtime)
     stale = models[:-keep] if keep > 0 else models
+    stale = [model for model in stale if model.resolve() not in (protect or set())]
     for model in stale:
         model.unlink()
     return stale

@@ -4,7 +4,7 @@ Used by the action server, the desk and the `kefu kb` commands; never a script. 
 loads no model and no index: see `KnowledgeBase`, `build` and `evaluate_files`.
 """
 
-from knowledge_index.artifacts import current_version, load_index, publish
+from knowledge_index.artifacts import activate, current_version, load_index, publish
 from knowledge_index.calibration import Calibrator, Ranker
 from knowledge_index.dense import DenseIndex
 from knowledge_index.encoders import (
@@ -81,6 +81,7 @@ __all__ = [
     "SourceError",
     "SourceSyntaxError",
     "Tokenizer",
+    "activate",
     "build",
     "current_version",
     "decide",

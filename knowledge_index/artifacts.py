@@ -141,7 +141,9 @@ def load_index(folder: Path, encoder: Encoder, tokenizer: Tokenizer) -> Knowledg
     return index
 
 
-def publish(index: KnowledgeIndex, var_dir: Path, fingerprint: str, keep: int = 3) -> Path:
+def publish(
+    index: KnowledgeIndex, var_dir: Path, fingerprint: str, keep: int = 3, activate: bool = True
+) -> Path:
     """Writes a new version and points `CURRENT` at it, atomically; prunes old versions.
 
     Args:
@@ -149,6 +151,7 @@ def publish(index: KnowledgeIndex, var_dir: Path, fingerprint: str, keep: int = 
         var_dir: The artifact root (`var/knowledge`).
         fingerprint: Hash of the sources, recorded in the manifest and the folder name.
         keep: Versions kept (the one in service always is).
+        activate: False stages the version without putting it in service (see `activate`).
 
     Returns:
         The new version folder.
@@ -164,9 +167,23 @@ def publish(index: KnowledgeIndex, var_dir: Path, fingerprint: str, keep: int = 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _write_atomically(current_pointer(var_dir), final.name + "\n")
+    if activate:
+        _write_atomically(current_pointer(var_dir), final.name + "\n")
     prune(var_dir, keep)
     return final
+
+
+def activate(var_dir: Path, version: str) -> Path:
+    """Puts an existing version in service by pointing `CURRENT` at it, atomically.
+
+    Raises:
+        ArtifactError: No complete version of that name exists.
+    """
+    folder = var_dir / VERSIONS / version
+    if "/" in version or version.startswith(".") or not (folder / MANIFEST).is_file():
+        raise ArtifactError(f"no knowledge index version {version!r} in {var_dir / VERSIONS}")
+    _write_atomically(current_pointer(var_dir), folder.name + "\n")
+    return folder
 
 
 def prune(var_dir: Path, keep: int) -> list[Path]:

@@ -34,6 +34,7 @@ def build(
     encoder: Encoder | None = None,
     extra_queries: Sequence[tuple[str, str | None]] = (),
     progress: bool = False,
+    activate: bool = True,
 ) -> Path:
     """Validates the sources, builds an index and publishes it as the current version.
 
@@ -46,6 +47,7 @@ def build(
         encoder: An encoder to use instead of loading `settings.model`.
         extra_queries: Labelled `(query, expected_id or None)` calibration queries.
         progress: Show tqdm progress bars on stderr.
+        activate: False stages the new version without putting it in service.
 
     Returns:
         The new version folder.
@@ -59,7 +61,9 @@ def build(
     entries = load_entries(source)
     fingerprint = source_fingerprint(source)
     index = build_index(entries, settings, encoder, extra_queries, progress)
-    return publish(index, settings.var_dir, fingerprint, keep=settings.keep_versions)
+    return publish(
+        index, settings.var_dir, fingerprint, keep=settings.keep_versions, activate=activate
+    )
 
 
 def build_index(

@@ -159,7 +159,7 @@ def run_kb_benchmark(settings: Settings, datasets: Path | None = None) -> BenchR
         kb_settings.model, threads=kb_settings.encoder_threads, batch_size=kb_settings.batch_size
     )
     demo_kb = PROJECT_ROOT / "data" / "knowledge"
-    demo_queries = PROJECT_ROOT / "tests" / "knowledge" / "demo_queries.jsonl"
+    demo_queries = PROJECT_ROOT / "data" / "kb_test_queries.jsonl"
     results: dict[str, Any] = {
         "model": encoder.name,
         "answer_threshold": kb_settings.answer_threshold,

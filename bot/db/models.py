@@ -402,3 +402,54 @@ class BrokerOffset(Base):
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReviewSource(str, enum.Enum):
+    """Where a review item came from: a knowledge-base miss or an agent's reply."""
+
+    unanswered = "unanswered"
+    suggested = "suggested"
+    not_solved = "not_solved"
+    agent_reply = "agent_reply"
+
+
+class ReviewStatus(str, enum.Enum):
+    """What the knowledge editors decided about a review item."""
+
+    pending = "pending"
+    approved = "approved"
+    merged = "merged"
+    rejected = "rejected"
+
+
+class ReviewItem(Base):
+    """A question (and maybe an agent's answer) waiting for the knowledge editors' review.
+
+    Copied by `bot.editor.review.collect` from `kb_queries` (misses, "did not solve it") and
+    from agents' replies in `handoff_messages`; `source_key` (`kb:<id>`, `handoff-msg:<id>`)
+    makes copying idempotent. `decision` records what was written where (file, entry, intent).
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("source_key", name="uq_review_items_source_key"),
+        Index("ix_review_items_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_key: Mapped[str] = mapped_column(String(80))
+    source: Mapped[ReviewSource] = mapped_column(Enum(ReviewSource, native_enum=False, length=20))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(40))
+    hit_entry_id: Mapped[str | None] = mapped_column(String(120))
+    """The knowledge base's best hit for the question, if it had one."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When the customer asked (or the agent replied)."""
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[ReviewStatus] = mapped_column(Enum(ReviewStatus, native_enum=False, length=20))
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)

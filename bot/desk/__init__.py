@@ -2,9 +2,11 @@
 
 from bot.desk.accounts import (
     DEMO_AGENT_USERNAME,
+    DEMO_EDITOR_USERNAME,
     AccountError,
     AgentStore,
     seed_demo_agent,
+    seed_demo_editor,
     validate_password,
     validate_username,
 )
@@ -12,11 +14,13 @@ from bot.desk.sessions import SessionStore, hash_token
 
 __all__ = [
     "DEMO_AGENT_USERNAME",
+    "DEMO_EDITOR_USERNAME",
     "AccountError",
     "AgentStore",
     "SessionStore",
     "hash_token",
     "seed_demo_agent",
+    "seed_demo_editor",
     "validate_password",
     "validate_username",
 ]

@@ -25,6 +25,8 @@ USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,40}")
 MIN_PASSWORD_LENGTH = 10
 DEMO_AGENT_USERNAME = "demo-agent"
 DEMO_AGENT_DISPLAY_NAME = "演示客服 Demo Agent"
+DEMO_EDITOR_USERNAME = "demo-editor"
+DEMO_EDITOR_DISPLAY_NAME = "演示知识编辑 Demo Editor"
 
 
 class AccountError(ValueError):
@@ -215,22 +217,35 @@ class AgentStore:
         return agent
 
 
-def seed_demo_agent(engine: Engine, settings: Settings) -> str:
-    """Creates (or re-enables and re-passwords) `demo-agent`; returns its username.
+def seed_demo_agent(
+    engine: Engine,
+    settings: Settings,
+    username: str = DEMO_AGENT_USERNAME,
+    display_name: str = DEMO_AGENT_DISPLAY_NAME,
+    role: AgentRole = AgentRole.agent,
+) -> str:
+    """Creates (or re-enables and re-passwords) `demo-agent` (or another demo login).
 
     Its password is `settings.demo_agent_password`; `AccountError` when that is empty
-    (production settings have no demo password).
+    (production settings have no demo password). Returns the username.
     """
     password = settings.demo_agent_password
     if not password:
         raise AccountError("No demo agent password is configured (KEFU_DEMO_AGENT_PASSWORD).")
     store = AgentStore(engine)
-    agent = store.get(DEMO_AGENT_USERNAME)
+    agent = store.get(username)
     if agent is None:
-        store.create(DEMO_AGENT_USERNAME, DEMO_AGENT_DISPLAY_NAME, AgentRole.agent, password)
-        return DEMO_AGENT_USERNAME
+        store.create(username, display_name, role, password)
+        return username
     if not store.verify_password(agent, password):
-        store.set_password(DEMO_AGENT_USERNAME, password)
+        store.set_password(username, password)
     if not agent.active:
-        store.set_active(DEMO_AGENT_USERNAME, True)
-    return DEMO_AGENT_USERNAME
+        store.set_active(username, True)
+    return username
+
+
+def seed_demo_editor(engine: Engine, settings: Settings) -> str:
+    """`seed_demo_agent` for `demo-editor`, a knowledge editor (the review queue)."""
+    return seed_demo_agent(
+        engine, settings, DEMO_EDITOR_USERNAME, DEMO_EDITOR_DISPLAY_NAME, AgentRole.editor
+    )

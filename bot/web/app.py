@@ -14,7 +14,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from bot.handoff.desk import DeskService
 from bot.handoff.masking import install_log_masking
 from bot.settings import Settings, get_settings
-from bot.web.routes import chat, desk, desk_api, health
+from bot.web.routes import chat, desk, desk_api, desk_review, health
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(desk.router)
     app.include_router(desk_api.router)
+    app.include_router(desk_review.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

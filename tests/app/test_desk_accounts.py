@@ -16,11 +16,13 @@ from bot.cli import main
 from bot.db import Agent, AgentRole, DeskSession, LoginAttempt
 from bot.desk import (
     DEMO_AGENT_USERNAME,
+    DEMO_EDITOR_USERNAME,
     AccountError,
     AgentStore,
     SessionStore,
     hash_token,
     seed_demo_agent,
+    seed_demo_editor,
 )
 from bot.settings import Settings
 
@@ -174,6 +176,14 @@ def test_seed_demo_agent_is_idempotent(engine: Engine, tmp_path: object) -> None
     assert agent.role is AgentRole.agent and len(store.list()) == 1
     with pytest.raises(AccountError, match="demo agent password"):
         seed_demo_agent(engine, Settings(demo_agent_password=""))
+
+
+def test_the_demo_editor_is_a_knowledge_editor(engine: Engine) -> None:
+    settings = Settings(demo_agent_password="demo-password-1")
+    assert seed_demo_editor(engine, settings) == DEMO_EDITOR_USERNAME
+    assert seed_demo_editor(engine, settings) == DEMO_EDITOR_USERNAME  # idempotent
+    agent = AgentStore(engine).authenticate(DEMO_EDITOR_USERNAME, "demo-password-1", "c")
+    assert agent is not None and agent.role is AgentRole.editor
 
 
 def test_production_has_no_published_demo_password() -> None:

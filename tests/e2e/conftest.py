@@ -83,14 +83,18 @@ def stack_group(
 ) -> Iterator[ServiceGroup]:
     """A running stack with a fresh database, tracker store, event broker and SMTP server.
 
+    It serves a copy of `data/` (its `data_dir`): tests may edit the knowledge sources.
+
     The WeChat channel runs in safe (AES) mode and Telegram in webhook mode, both against
     local fakes of their clouds.
     """
     model, _ = ensure_model(get_settings())
     var = tmp_path_factory.mktemp("var")
     (var / "webchat").symlink_to(get_settings().webchat_dir)
+    data = shutil.copytree(get_settings().data_dir, tmp_path_factory.mktemp("stack") / "data")
     settings = Settings(
         var_dir=var,
+        data_dir=data,
         rasa_port=free_port(),
         actions_port=free_port(),
         web_port=free_port(),

@@ -3,7 +3,7 @@
 // Modules, top to bottom:
 //   util    – h(): builds DOM nodes from text only (never HTML), time and countdown formatting, labels.
 //   notice  – toasts in #notice (role="status"); API failures show the server's `detail`.
-//   api     – fetch wrapper: JSON bodies, X-CSRF-Token on every POST, 401 sends the agent to /desk/login.
+//   api     – KefuDesk.api from desk_api.js: JSON bodies, X-CSRF-Token on POSTs, 401 -> /desk/login.
 //   state   – the single in-memory store: me, agents, open handoffs, selection, messages, drafts, unread.
 //   queue   – left column: open handoffs sorted by due_at, filters, live countdowns, unread marks.
 //   conv    – middle column: header and actions, message list, reply and internal-note boxes.
@@ -104,38 +104,7 @@
   }
 
   // ---------------------------------------------------------------- api
-  const CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
-  class ApiError extends Error {
-    constructor(status, message) { super(message); this.status = status; }
-  }
-  function detailOf(data) {
-    const detail = data && data.detail;
-    if (Array.isArray(detail)) return detail.map((d) => (d && d.msg ? d.msg : fmtValue(d))).join("; ");
-    return detail ? fmtValue(detail) : "";
-  }
-  // GET `path`, or POST `body` as JSON when one is given; resolves to the JSON answer.
-  async function api(path, body) {
-    const options = { credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      options.method = "POST";
-      options.headers["Content-Type"] = "application/json";
-      options.headers["X-CSRF-Token"] = CSRF;
-      options.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(path, options);
-    } catch (err) {
-      throw new ApiError(0, "网络错误，请重试 Network error, please try again.");
-    }
-    if (response.status === 401) {
-      window.location.assign("/desk/login");
-      throw new ApiError(401, "请重新登录 Please sign in again.");
-    }
-    const data = await response.json().catch(() => null);
-    if (!response.ok) throw new ApiError(response.status, detailOf(data) || `请求失败 Request failed (${response.status})`);
-    return data;
-  }
+  const { api } = window.KefuDesk;
   // Awaits an API call; on failure shows its detail in #notice and resolves to null.
   async function attempt(call) {
     try {

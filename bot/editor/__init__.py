@@ -1,0 +1,1 @@
+"""Knowledge editors' tools: validate, spreadsheets, review queue, evaluate, gate, deploy."""

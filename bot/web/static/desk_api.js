@@ -1,0 +1,56 @@
+// The desk pages' JSON API client, loaded before desk.js and review.js (no framework, no build).
+//   KefuDesk.api(path)        GET `path`, resolves to the JSON answer
+//   KefuDesk.api(path, body)  POST `body` as JSON with the session's X-CSRF-Token
+// A 401 sends the user to /desk/login; any other failure rejects with a KefuDesk.ApiError whose
+// message is the server's detail (FastAPI's validation errors name the field).
+(function () {
+  "use strict";
+
+  const CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  function text(value) {
+    if (value === null || value === undefined) return "";
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function detailOf(data) {
+    const detail = data && data.detail;
+    if (Array.isArray(detail)) {
+      return detail.map((d) => {
+        if (!d || !d.msg) return text(d);
+        const where = Array.isArray(d.loc) ? d.loc.filter((part) => part !== "body").join(".") : "";
+        return where ? `${where}: ${d.msg}` : d.msg;
+      }).join("; ");
+    }
+    return text(detail);
+  }
+
+  async function api(path, body) {
+    const options = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      options.method = "POST";
+      options.headers["Content-Type"] = "application/json";
+      options.headers["X-CSRF-Token"] = CSRF;
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (err) {
+      throw new ApiError(0, "网络错误，请重试 Network error, please try again.");
+    }
+    if (response.status === 401) {
+      window.location.assign("/desk/login");
+      throw new ApiError(401, "请重新登录 Please sign in again.");
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, detailOf(data) || `请求失败 Request failed (${response.status})`);
+    return data;
+  }
+
+  window.KefuDesk = Object.freeze({ api, ApiError, detailOf });
+})();
