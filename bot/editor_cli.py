@@ -13,9 +13,21 @@ if TYPE_CHECKING:
     from bot.editor.evaluation import Evaluation
 
 
+def _refuse_broken_data(settings: Settings) -> None:
+    """Stops with each file:line when YAML is broken or stories name unknown intents/actions."""
+    from bot.editor.validation import structure_findings
+
+    errors = [f for f in structure_findings(settings) if f.severity == "error"]
+    for finding in errors:
+        click.echo(finding.format(), err=True)
+    if errors:
+        raise click.ClickException(f"{len(errors)} error(s) in the data (`make validate`)")
+
+
 def _evaluate(settings: Settings, force: bool, kb_queries: Path | None = None) -> Evaluation:
     from bot.editor.evaluation import EvaluationError, evaluate
 
+    _refuse_broken_data(settings)
     click.echo("Evaluating the NLU on the held-out examples (about a minute)...", err=True)
     try:
         return evaluate(settings, force=force, kb_queries=kb_queries)
@@ -98,11 +110,15 @@ def deploy_command(model: Path | None) -> None:
     The running Rasa loads the model while the old one keeps answering; the knowledge index
     is swapped atomically. Needs `make train` first and a running bot (`make demo`).
     """
-    from bot.editor.deployment import DeploymentError, deploy, stage_index
+    from bot.editor.deployment import DeploymentError, deploy, rasa_status, stage_index
     from bot.training import model_path
     from knowledge_index import KnowledgeIndexError
 
     settings = get_settings()
+    try:
+        rasa_status(settings)  # before a minute of evaluation: is the bot running at all?
+    except DeploymentError as error:
+        raise click.ClickException(f"{error} (nothing was deployed)") from error
     evaluation: Evaluation | None = None
     if model is None:
         model = model_path(settings)

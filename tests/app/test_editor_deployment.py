@@ -118,6 +118,7 @@ def test_staging_builds_a_version_without_putting_it_in_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KEFU_KB_MODEL", "hashing")
+    monkeypatch.setenv("KEFU_KB_CALIBRATION_QUERIES", "200")
     data = tmp_path / "data"
     shutil.copytree(PROJECT_ROOT / "data" / "knowledge", data / "knowledge")
     settings = Settings(data_dir=data, var_dir=tmp_path / "var")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from bot.editor.evaluation import (
     Evaluation,
@@ -218,3 +218,44 @@ def test_the_gate_refuses_a_damaged_dataset(
     assert "REFUSED" in refused.output and "macro-F1 dropped" in refused.output
     worse = refused.output.split("intents that got worse")[1]
     assert "order_status" in worse and "logistics_issue" in worse
+
+
+def _run_cli(command: object, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Result:
+    """Runs a `kefu` command with settings read from `env`."""
+    from bot.settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(command, [])  # type: ignore[arg-type]
+    finally:
+        get_settings.cache_clear()
+
+
+def test_evaluate_refuses_broken_yaml_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.editor_cli import evaluate_command
+
+    data = tmp_path / "data"
+    shutil.copytree(PROJECT_ROOT / "data", data)
+    (data / "nlu" / "zz.yml").write_text("nlu:\n- intent: x\n  examples: [unclosed\n")
+    env = {"KEFU_DATA_DIR": str(data), "KEFU_VAR_DIR": str(tmp_path / "var")}
+    result = _run_cli(evaluate_command, env, monkeypatch)
+    assert result.exit_code == 1
+    assert "data/nlu/zz.yml:4: error: YAML syntax error" in result.output
+    assert not (tmp_path / "var" / "eval").exists()
+
+
+def test_deploy_says_so_when_the_bot_is_not_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.bench.common import free_port
+    from bot.editor_cli import deploy_command
+
+    env = {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_RASA_PORT": str(free_port())}
+    result = _run_cli(deploy_command, env, monkeypatch)
+    assert result.exit_code == 1
+    assert "Rasa is not reachable" in result.output and "nothing was deployed" in result.output
+    assert not (tmp_path / "var" / "deployments.json").exists()
