@@ -1,9 +1,9 @@
 // Kefu agent console (/desk): vanilla JavaScript, no framework; the page's CSP forbids inline code.
 //
 // Modules, top to bottom:
-//   util    – h(): builds DOM nodes from text only (never HTML), time and countdown formatting, labels.
+//   util    – h() from desk_common.js (DOM nodes from text only), time and countdown formatting, labels.
 //   notice  – toasts in #notice (role="status"); API failures show the server's `detail`.
-//   api     – KefuDesk.api from desk_api.js: JSON bodies, X-CSRF-Token on POSTs, 401 -> /desk/login.
+//   api     – KefuDesk.api from desk_common.js: JSON bodies, X-CSRF-Token on POSTs, 401 -> /desk/login.
 //   state   – the single in-memory store: me, agents, open handoffs, selection, messages, drafts, unread.
 //   queue   – left column: open handoffs sorted by due_at, filters, live countdowns, unread marks.
 //   conv    – middle column: header and actions, message list, reply and internal-note boxes.
@@ -18,26 +18,7 @@
   // ---------------------------------------------------------------- util
   const $ = (id) => document.getElementById(id);
 
-  // h("li", {className, text, dataset, ...attributes}, ...children): strings become text nodes.
-  function h(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "className") node.className = value;
-      else if (key === "text") node.textContent = String(value);
-      else if (key === "dataset") for (const [k, v] of Object.entries(value)) node.dataset[k] = String(v);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    addChildren(node, children);
-    return node;
-  }
-  function addChildren(node, children) {
-    for (const child of children) {
-      if (child === null || child === undefined || child === false || child === "") continue;
-      if (Array.isArray(child)) addChildren(node, child);
-      else node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
-    }
-  }
+  const { h } = window.KefuDesk;
 
   const pad = (n) => String(n).padStart(2, "0");
   // ISO-8601 → Date; a timestamp without a zone is read as UTC (the contract's timestamps are UTC).

@@ -10,23 +10,7 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // h("li", {className, text, dataset, ...attributes}, ...children): strings become text nodes.
-  function h(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "className") node.className = value;
-      else if (key === "text") node.textContent = String(value);
-      else if (key === "value") node.value = String(value);
-      else if (key === "dataset") for (const [k, v] of Object.entries(value)) node.dataset[k] = String(v);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false || child === "") continue;
-      node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const { h } = window.KefuDesk;
 
   const SOURCE = {
     unanswered: "未答上 Unanswered",

@@ -1,4 +1,5 @@
-// The desk pages' JSON API client, loaded before desk.js and review.js (no framework, no build).
+// What the desk pages share, loaded before desk.js and review.js (no framework, no build).
+//   KefuDesk.h(tag, props, ...children)  builds DOM nodes from text only (never HTML)
 //   KefuDesk.api(path)        GET `path`, resolves to the JSON answer
 //   KefuDesk.api(path, body)  POST `body` as JSON with the session's X-CSRF-Token
 // A 401 sends the user to /desk/login; any other failure rejects with a KefuDesk.ApiError whose
@@ -7,6 +8,29 @@
   "use strict";
 
   const CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
+
+  // h("li", {className, text, value, dataset, ...attributes}, ...children): strings become text
+  // nodes, arrays of children are flattened, null/undefined/false/"" are skipped.
+  function h(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "className") node.className = value;
+      else if (key === "text") node.textContent = String(value);
+      else if (key === "value") node.value = String(value);
+      else if (key === "dataset") for (const [k, v] of Object.entries(value)) node.dataset[k] = String(v);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    addChildren(node, children);
+    return node;
+  }
+  function addChildren(node, children) {
+    for (const child of children) {
+      if (child === null || child === undefined || child === false || child === "") continue;
+      if (Array.isArray(child)) addChildren(node, child);
+      else node.appendChild(typeof child === "object" ? child : document.createTextNode(String(child)));
+    }
+  }
 
   class ApiError extends Error {
     constructor(status, message) { super(message); this.status = status; }
@@ -52,5 +76,5 @@
     return data;
   }
 
-  window.KefuDesk = Object.freeze({ api, ApiError, detailOf });
+  window.KefuDesk = Object.freeze({ api, ApiError, detailOf, h });
 })();
