@@ -74,18 +74,7 @@
   const isOpen = (hd) => !!hd && (hd.status === "queued" || hd.status === "active");
 
   // ---------------------------------------------------------------- notice
-  function notify(text, kind = "error") {
-    const box = $("notice");
-    const close = h("button", { type: "button", className: "toast-close", "aria-label": "关闭 Close", text: "×" });
-    const toast = h("div", { className: `toast toast-${kind}` }, h("span", { text }), close);
-    close.addEventListener("click", () => toast.remove());
-    box.appendChild(toast);
-    while (box.children.length > 3) box.firstElementChild.remove();
-    setTimeout(() => toast.remove(), kind === "error" ? 9000 : 5000);
-  }
-
-  // ---------------------------------------------------------------- api
-  const { api } = window.KefuDesk;
+  const { api, notify } = window.KefuDesk;
   // Awaits an API call; on failure shows its detail in #notice and resolves to null.
   async function attempt(call) {
     try {

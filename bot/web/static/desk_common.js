@@ -1,5 +1,6 @@
 // What the desk pages share, loaded before desk.js and review.js (no framework, no build).
 //   KefuDesk.h(tag, props, ...children)  builds DOM nodes from text only (never HTML)
+//   KefuDesk.notify(text, kind)          a toast in the page's #notice ("error" stays 9 s, others 5 s)
 //   KefuDesk.api(path)        GET `path`, resolves to the JSON answer
 //   KefuDesk.api(path, body)  POST `body` as JSON with the session's X-CSRF-Token
 // A 401 sends the user to /desk/login; any other failure rejects with a KefuDesk.ApiError whose
@@ -23,6 +24,15 @@
     }
     addChildren(node, children);
     return node;
+  }
+  function notify(text, kind = "error") {
+    const box = document.getElementById("notice");
+    const close = h("button", { type: "button", className: "toast-close", "aria-label": "关闭 Close", text: "×" });
+    const toast = h("div", { className: `toast toast-${kind}` }, h("span", { text }), close);
+    close.addEventListener("click", () => toast.remove());
+    box.appendChild(toast);
+    while (box.children.length > 3) box.firstElementChild.remove();
+    setTimeout(() => toast.remove(), kind === "error" ? 9000 : 5000);
   }
   function addChildren(node, children) {
     for (const child of children) {
@@ -76,5 +86,5 @@
     return data;
   }
 
-  window.KefuDesk = Object.freeze({ api, ApiError, detailOf, h });
+  window.KefuDesk = Object.freeze({ api, ApiError, detailOf, h, notify });
 })();
