@@ -140,7 +140,7 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu
+.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
 
@@ -155,6 +155,13 @@ bench-kb: install-app ## Retrieval on the demo KB, BANKING77, CLINC150, 10k entr
 
 bench-nlu: install ## NLU on CLINC150, BANKING77, SMP2019, CAIS, demo vs anchors and floor (var/bench/nlu.json)
 	$(KEFU) bench nlu
+
+bench-conversations: install train ## Realistic customer conversations replayed live: dev, then the held-out test split (var/bench/conversations-*.json)
+	$(KEFU) eval conversations --split dev
+	$(KEFU) eval conversations --split test
+
+bench-readers: install-app ## Cross-validated precision and recall of the message readers (var/bench/readers.json)
+	$(KEFU) eval readers
 
 .PHONY: clean
 clean: ## Remove models, databases and logs under var/ (keeps the venvs)

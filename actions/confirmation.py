@@ -21,6 +21,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.needs import read_message
 from actions.orders import order_store
 from actions.service_plan import (
     CHANNEL_LABELS,
@@ -49,11 +50,11 @@ from bot.service_policy import (
     confirmation_due_at,
     due_at,
     format_due,
-    read_need_payoff,
     read_special_requests,
 )
 from bot.service_record import RecordDraft
 from bot.settings import get_settings
+from bot.understanding import Reading
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,11 @@ RESET_SLOTS = (
     "spin_notes",
     "spin_skipped",
     "spin_record_id",
+    "spin_product",
+    "spin_order_product",
+    "spin_order_check",
+    "spin_impacts",
+    "need_kind",
     "order_number",
 )
 
@@ -87,20 +93,27 @@ def _known(value: Any) -> str | None:
 
 
 def classify_need(tracker: Tracker) -> Classification:
-    """Urgency tier and complaint grade of the need in the tracker's SPIN slots."""
+    """Urgency tier and complaint grade of the need in the tracker's SPIN slots.
+
+    The readers' findings (`spin_hints`: hazard, urgent, complaint; `spin_impacts`) and the
+    category the need was opened with decide; the policy says what follows from them.
+    """
     hints = tracker.get_slot("spin_hints") or []
-    intents = list(INTENTS_BY_CATEGORY.get(tracker.get_slot("spin_category") or "", []))
-    if "complaint" in hints:
-        intents.append("complain")
+    category = tracker.get_slot("spin_category") or ""
+    intents = list(INTENTS_BY_CATEGORY.get(category, []))
     texts = list(tracker.get_slot("spin_notes") or [])
     texts += [t for t in (_known(tracker.get_slot("spin_problem")),) if t]
-    if "urgency:urgent" in hints:
-        intents.append("urgent_issue")
+    impacts = set(tracker.get_slot("spin_impacts") or [])
+    if "hazard" in hints:
+        impacts.add("safety")
     classification = classify(
         service_policy(),
         intents=intents,
         texts=texts,
         implication=_known(tracker.get_slot("spin_implication")),
+        impacts=impacts,
+        complaint="complaint" in hints,
+        urgent="urgency:urgent" in hints,
     )
     if "complaint:major" in hints and classification.complaint_grade != ComplaintGrade.major:
         classification = replace(
@@ -125,7 +138,11 @@ def build_draft(
             order_number = normalize_order_number(situation)
         except InvalidOrderNumber:
             order_number = None
-    product = _product(order_number, language) if order_number else situation
+    product = (
+        _product(order_number, language)
+        if order_number
+        else tracker.get_slot("spin_product") or situation
+    )
     problem = _known(tracker.get_slot("spin_problem"))
     implication = _known(tracker.get_slot("spin_implication"))
     need_payoff = _known(tracker.get_slot("spin_need_payoff"))
@@ -279,16 +296,16 @@ class ActionConfirmNeed(Action):
         return await store_and_summarise(dispatcher, tracker)
 
 
-def inline_corrections(tracker: Tracker) -> dict[str, Any]:
+def inline_corrections(tracker: Tracker, reading: Reading | None) -> dict[str, Any]:
     """Corrections stated in the "that's not right" message itself (an order number, an outcome)."""
     corrections: dict[str, Any] = {}
     number = entity_value(tracker, "order_number")
     if number:
         with suppress(InvalidOrderNumber):
             corrections["spin_situation"] = normalize_order_number(number)
-    payoff = read_need_payoff(service_policy(), tracker.latest_message.get("text") or "")
-    if payoff is not None and payoff.value != tracker.get_slot("spin_need_payoff"):
-        corrections["spin_need_payoff"] = payoff.value
+    payoff = reading.outcome if reading is not None else None
+    if payoff is not None and payoff != tracker.get_slot("spin_need_payoff"):
+        corrections["spin_need_payoff"] = payoff
     email = entity_value(tracker, "email")
     if email:
         corrections["email"] = email
@@ -317,7 +334,9 @@ class ActionAskCorrection(Action):
         rounds = int(tracker.get_slot("spin_corrections") or 0) + 1
         if rounds > MAX_CORRECTION_ROUNDS:
             return await hand_over_after_corrections(dispatcher, tracker)
-        corrections = inline_corrections(tracker)
+        text = customer_text(tracker)
+        reading = await asyncio.to_thread(read_message, text) if text else None
+        corrections = inline_corrections(tracker, reading)
         if corrections:
             return await store_and_summarise(
                 dispatcher, tracker, {**corrections, "spin_corrections": float(rounds)}

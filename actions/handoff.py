@@ -113,6 +113,10 @@ def handoff_store() -> HandoffStore:
     return HandoffStore(make_engine(get_settings().database_url))
 
 
+_BARE_NUMBER = re.compile(r"[\d０-９]{1,3}\s*[.。!！]?")
+"""A message that is only a small number ("3", "10")."""
+
+
 def read_score(text: str) -> int | None:
     """A 1-5 score in the customer's words ("5", "打4分", "五星", "非常满意"), or None."""
     match = _SCORE.search(text)
@@ -305,10 +309,19 @@ class ActionRateService(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        """Reads the score (button or words), stores it, thanks; asks again if unclear."""
+        """Reads the score (button or words), stores it, thanks; asks again if unclear.
+
+        A number or star count is a rating only when the bot asked for one (an agent resolved
+        a ticket, `rating_ticket` is set). Otherwise a bare number ("3") is asked about and
+        praise ("五星好评") is thanked for, without recording or thanking for a rating.
+        """
         number = tracker.get_slot(RATING_SLOT)
-        if not number:  # a rating of the bot's own help: thank and move on
-            dispatcher.utter_message(response="utter_rate_thanks")
+        if not number:
+            text = (tracker.latest_message.get("text") or "").strip()
+            if _BARE_NUMBER.fullmatch(text):
+                dispatcher.utter_message(response="utter_clarify_number", number=text)
+            else:
+                dispatcher.utter_message(response="utter_thanks_for_praise")
             return []
         entity = next(tracker.get_latest_entity_values("score"), None)
         score = read_score(str(entity)) if entity is not None else None

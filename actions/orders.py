@@ -12,6 +12,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.needs import start_record_instead
 from bot.db import Order, make_engine
 from bot.orders import InvalidOrderNumber, OrderStore, normalize_order_number
 from bot.settings import get_settings
@@ -51,15 +52,25 @@ class ValidateOrderStatusForm(FormValidationAction):
     async def extract_order_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """Takes malformed numbers too, so that validation can explain the format."""
-        if tracker.get_slot("requested_slot") != ORDER_NUMBER_SLOT:
+        """Takes malformed numbers too, so that validation can explain the format.
+
+        At the form's start (nothing requested yet) a number the customer typed with blanks
+        or a missing digit is read too: "KF 2026 1120 0007" is found, "KF20261120003" is
+        explained instead of asking for a number the customer just gave.
+        """
+        if tracker.get_slot("requested_slot") not in (ORDER_NUMBER_SLOT, None):
             return {}
-        if any(e.get("entity") == ORDER_NUMBER_SLOT for e in tracker.latest_message["entities"]):
-            return {}
+        entities = tracker.latest_message.get("entities") or []
+        given = [e for e in entities if e.get("entity") == ORDER_NUMBER_SLOT]
+        if given:
+            return {ORDER_NUMBER_SLOT: given[-1].get("value")}
         if tracker.get_intent_of_latest_message() not in _INTENTS_GIVING_NUMBERS:
             return {}
         attempt = order_number_attempt(tracker.latest_message.get("text") or "")
-        return {ORDER_NUMBER_SLOT: attempt} if attempt else {}
+        starting = tracker.get_slot("requested_slot") is None
+        if not attempt or (starting and not attempt.upper().startswith("KF")):
+            return {}  # at the start only a KF number counts (not a phone number or "12345")
+        return {ORDER_NUMBER_SLOT: attempt}
 
     def validate_order_number(
         self,
@@ -114,13 +125,19 @@ class ActionOrderStatus(Action):
         if not number:
             dispatcher.utter_message(response="utter_ask_order_number")
             return []
+        if tracker.get_intent_of_latest_message() == "inform":
+            # "KF… 前天到的 到手就这样": an order number with a problem is a need to record
+            record = await start_record_instead(dispatcher, tracker, wants_something=False)
+            if record:
+                return record
         order = await asyncio.to_thread(order_store().find, number)
         if order is None:
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
+            return [SlotSet(ORDER_NUMBER_SLOT, None)]  # an unknown number is not remembered
         else:
             dispatcher.utter_message(
                 response=f"utter_order_status_{order.status.value}",
                 **order_facts(order, tracker.get_slot("language") or "zh"),
             )
-        # Forget the number so that the next lookup asks again instead of reusing it.
-        return [SlotSet(ORDER_NUMBER_SLOT, None)]
+        # The number stays known: "when will it arrive?" and a later complaint refer to it.
+        return []

@@ -43,11 +43,16 @@ class SelectiveDomainExecutor(ActionExecutor):
 
 
 def warm_knowledge_base() -> None:
-    """Loads the service plan files and the knowledge base, logging instead of failing."""
+    """Loads the service plan files, the knowledge base and the message readers.
+
+    Problems are logged instead of failing: the server keeps serving what it can.
+    """
     from actions.knowledge import knowledge_base
+    from actions.needs import message_reader
     from actions.service_plan import flow_book, service_policy
     from bot.flows import FlowError
     from bot.service_policy import PolicyError
+    from bot.understanding import UnderstandingError
     from knowledge_index import KnowledgeIndexError
 
     try:
@@ -62,6 +67,12 @@ def warm_knowledge_base() -> None:
         logger.info("Knowledge base %s loaded.", version)
     except KnowledgeIndexError as error:
         logger.warning("No knowledge base yet (%s); KB questions get no answer.", error)
+
+    try:
+        message_reader().read("warm up")
+        logger.info("Message readers trained.")
+    except UnderstandingError as error:
+        logger.error("Reader examples are invalid (run `kefu service check`): %s", error)
 
 
 def create_app(executor: ActionExecutor, **options: Any) -> Sanic[Any, Any]:

@@ -1,4 +1,4 @@
-"""The service plan the actions share: the policy file, the ticket store, the flows, labels."""
+"""What the actions share: the service plan files, the ticket store, the encoder, labels."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.handoff.policy import HandoffPolicy, load_handoff_policy
 from bot.service_policy import ServicePolicy, load_policy
 from bot.settings import get_settings
 from bot.tickets import TicketStore
+from knowledge_index import Encoder, KnowledgeSettings, load_encoder
 
 SKIPPED = "-"
 """The value of a SPIN slot the customer chose not to answer ("不知道", "skip")."""
@@ -93,6 +94,15 @@ def utc_now() -> datetime:
 def local_today() -> date:
     """Today in the service policy's time zone (what "yesterday" and day counts refer to)."""
     return utc_now().astimezone(service_policy().zone).date()
+
+
+@lru_cache(maxsize=1)
+def sentence_encoder() -> Encoder:
+    """The sentence encoder of the knowledge base, shared with the message readers."""
+    settings = KnowledgeSettings()
+    return load_encoder(
+        settings.model, threads=settings.encoder_threads, batch_size=settings.batch_size
+    )
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.knowledge import answer_from_kb
 from actions.service_plan import STATUS_LABELS, label, service_policy, ticket_store
-from bot.db import Ticket
+from bot.db import KbOutcome, Ticket
 from bot.service_policy import format_due
 
 MAX_LISTED = 3
@@ -54,7 +55,11 @@ class ActionTicketProgress(Action):
         else:
             tickets = await asyncio.to_thread(store.for_customer, tracker.sender_id, MAX_LISTED)
         if not tickets:
-            dispatcher.utter_message(response="utter_no_tickets")
+            # Nothing to report: the message may be a question that only sounded like one
+            # about progress ("审核要多久", "保修卡丢了还能修吗"); the knowledge base may know.
+            result = await answer_from_kb(dispatcher, tracker, utter_when_none=False)
+            if result.outcome == KbOutcome.no_answer:
+                dispatcher.utter_message(response="utter_no_tickets")
         for ticket in tickets:
             dispatcher.utter_message(
                 response="utter_ticket_status",

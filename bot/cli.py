@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -202,20 +203,26 @@ def service() -> None:
 @click.option("--flows", "flows_path", type=click.Path(path_type=Path), default=None)
 @click.option("--handoff", "handoff_path", type=click.Path(path_type=Path), default=None)
 @click.option("--canned", "canned_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--understanding", "understanding_path", type=click.Path(path_type=Path), default=None
+)
 def service_check(
     policy_path: Path | None,
     flows_path: Path | None,
     handoff_path: Path | None,
     canned_path: Path | None,
+    understanding_path: Path | None,
 ) -> None:
     """Validates the service plan files in data/service/, naming each mistake.
 
-    policy.yml, flows.yml, handoff.yml and canned_replies.yml.
+    policy.yml, flows.yml, handoff.yml, canned_replies.yml and understanding.yml (the
+    examples the message readers learn from).
     """
     from bot.flows import FlowError, load_flows
     from bot.handoff.canned import CannedRepliesError, load_canned_replies
     from bot.handoff.policy import HandoffPolicyError, load_handoff_policy
     from bot.service_policy import PolicyError, load_policy
+    from bot.understanding import UnderstandingError, load_examples
 
     failed = False
     checks: list[tuple[str, Callable[[], object], type[Exception]]] = [
@@ -223,6 +230,7 @@ def service_check(
         ("flows", lambda: load_flows(flows_path), FlowError),
         ("handoff", lambda: load_handoff_policy(handoff_path), HandoffPolicyError),
         ("canned replies", lambda: load_canned_replies(canned_path), CannedRepliesError),
+        ("reader examples", lambda: load_examples(understanding_path), UnderstandingError),
     ]
     for name, load, error_type in checks:
         try:
@@ -387,17 +395,103 @@ def bench_nlu(datasets: Path | None, only: str | None) -> None:
         raise click.ClickException("a run failed (see above)")
 
 
-@main.command("eval")
+@main.group("eval", invoke_without_command=True)
 @click.option("--folds", default=5, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None)
-def evaluate(folds: int, out: Path | None) -> None:
-    """Cross-validate the NLU on the demo data and print the intent report."""
+@click.pass_context
+def evaluate(context: click.Context, folds: int, out: Path | None) -> None:
+    """Cross-validate the NLU on the demo data (no subcommand), or replay conversations."""
+    if context.invoked_subcommand is not None:
+        return
     from bot.evaluation import cross_validate
 
     summary = cross_validate(get_settings(), folds, out)
     click.echo(summary.table())
     if summary.macro_f1 < 0.90:
         raise click.ClickException(f"macro-F1 {summary.macro_f1:.3f} is below 0.90")
+
+
+@evaluate.command("readers")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
+def evaluate_readers(folds: int) -> None:
+    """Cross-validate the message readers on data/service/understanding.yml."""
+    from bot.understanding import UnderstandingError, load_examples
+    from bot.understanding.evaluation import cross_validate
+    from knowledge_index import KnowledgeSettings, load_encoder
+
+    try:
+        examples = load_examples()
+    except UnderstandingError as error:
+        raise click.ClickException(str(error)) from None
+    settings = KnowledgeSettings()
+    scores = cross_validate(load_encoder(settings.model), examples, folds)
+    report = {block.block: block.to_dict() for block in scores}
+    path = get_settings().var_dir / "bench" / "readers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for block in scores:
+        labels = ", ".join(
+            f"{label} P {100 * block.precision[label]:.0f}% R {100 * block.recall[label]:.0f}%"
+            for label in block.precision
+        )
+        click.echo(
+            f"{block.block:<10} {block.examples:>4} examples  accuracy "
+            f"{100 * block.accuracy:.1f} %  ({labels})"
+        )
+    click.echo(f"Wrote {path}")
+
+
+@evaluate.command("conversations")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
+@click.option("--url", default="", help="A running Rasa (default: start a fresh stack).")
+@click.option(
+    "--every",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Replay every N-th conversation only (a fixed, faster sample).",
+)
+@click.option(
+    "--show",
+    type=click.Choice(["none", "failed", "wrong"]),
+    default="none",
+    show_default=True,
+    help="Also print the turns that were not acceptable.",
+)
+@click.option("--fail-on-wrong", is_flag=True, help="Exit 1 when any turn is wrong-confident.")
+def evaluate_conversations(
+    split: str, url: str, every: int, show: str, fail_on_wrong: bool
+) -> None:
+    """Replay the customer conversation set live and judge every turn (table by category)."""
+    from bot.bench.conversations import run_conversation_eval
+    from bot.conversation_eval.dataset import ConversationSetError
+    from bot.conversation_eval.judge import Verdict
+    from bot.conversation_eval.report import table
+
+    try:
+        summary, report = run_conversation_eval(
+            get_settings(), "test" if split == "test" else "dev", url=url, every=every
+        )
+    except ConversationSetError as error:
+        raise click.ClickException(str(error)) from None
+    if show != "none":
+        for turn in summary.turns:
+            if turn.verdict is Verdict.acceptable:
+                continue
+            if show == "wrong" and turn.verdict is not Verdict.wrong_confident:
+                continue
+            click.echo(
+                f"[{turn.verdict.value}] {turn.conversation}#{turn.number} {turn.say!r}"
+                f" intent={turn.intent}:{turn.confidence:.2f}\n"
+                f"    expected {list(turn.expected)}\n    observed {list(turn.observed)}\n"
+                f"    why: {'; '.join(turn.reasons)}\n    bot: {' | '.join(turn.texts)[:300]!r}"
+            )
+    click.echo(table(summary))
+    click.echo(f"Wrote {report.path}")
+    if fail_on_wrong and summary.results["total"]["wrong_confident"]:
+        raise click.ClickException(
+            f"{summary.results['total']['wrong_confident']} wrong-confident turn(s)"
+        )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,13 @@ def search_command(query: str, k: int, mode: str) -> None:
         hits = base.search(query, k, selected)
     except KnowledgeIndexError as error:
         raise click.ClickException(str(error)) from error
-    band = decide(hits, settings.answer_threshold, settings.suggest_threshold).band
+    band = decide(
+        hits,
+        settings.answer_threshold,
+        settings.suggest_threshold,
+        settings.max_suggestions,
+        suggest_mass=settings.suggest_mass,
+    ).band
     payload = {"version": base.version, "band": band, "hits": hits}
     click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 

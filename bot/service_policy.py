@@ -39,6 +39,9 @@ from bot.settings import PROJECT_ROOT
 SAFETY_IMPACT = "safety"
 """The impact category that always makes a need urgent (the policy must define it)."""
 
+READER_IMPACTS = ("money", "time", "safety", "business")
+"""The kinds of impact the impact reader tells apart (`data/service/understanding.yml`)."""
+
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names of `business_hours.days`, Monday first (as `date.weekday()`)."""
 
@@ -227,11 +230,10 @@ class ComplaintGrades(_Section):
 
 
 class UrgentRule(_Section):
-    """What makes a need urgent: any one of these."""
+    """What makes a need urgent: any one of these (and the urgency reader, bot.understanding)."""
 
     intents: tuple[Name, ...] = ()
     impacts: tuple[Name, ...] = ()
-    keywords: Keywords | None = None
 
 
 class ConsultationRule(_Section):
@@ -259,10 +261,9 @@ class MajorComplaintRule(_Section):
 
 
 class ComplaintRules(_Section):
-    """What makes a need a complaint, and when it is major."""
+    """What makes a need a complaint (and the complaint reader), and when it is major."""
 
     intents: tuple[Name, ...] = ()
-    keywords: Keywords | None = None
     major: MajorComplaintRule
 
 
@@ -278,9 +279,8 @@ class ServicePolicy(_Section):
     negations: Keywords | None = None
     urgency: UrgencyRules
     complaints: ComplaintRules
-    impacts: dict[Name, Keywords]
-    need_payoffs: dict[NeedPayoff, Keywords]
-    products: Keywords
+    impacts: tuple[Name, ...] = Field(min_length=1)
+    products: dict[Name, Keywords] = Field(min_length=1)
     generic_requests: Keywords
     special_requests: Keywords
 
@@ -299,6 +299,12 @@ class ServicePolicy(_Section):
     def _check_references(self) -> ServicePolicy:
         problems = []
         defined = list(self.impacts)
+        unknown = [name for name in self.impacts if name not in READER_IMPACTS]
+        if unknown:
+            problems.append(
+                f"impacts: {', '.join(map(repr, unknown))} cannot be read"
+                f" (the impact reader knows: {', '.join(READER_IMPACTS)})"
+            )
         if SAFETY_IMPACT not in self.impacts:
             problems.append(
                 f"impacts: must define {SAFETY_IMPACT!r} (safety problems are always urgent)"
@@ -535,15 +541,6 @@ def _matched(
     return found
 
 
-def read_impacts(policy: ServicePolicy, text: str) -> frozenset[str]:
-    """The impact categories a text mentions (money, time, safety, ...)."""
-    return frozenset(
-        name
-        for name, keywords in policy.impacts.items()
-        if _matched(keywords, [text], policy.negation_words)
-    )
-
-
 _CN_DIGITS = {
     "零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
     "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
@@ -630,19 +627,24 @@ def read_amount_yuan(text: str) -> float | None:
     return max(amounts) if amounts else None
 
 
-def read_need_payoff(policy: ServicePolicy, text: str) -> NeedPayoff | None:
-    """The outcome the customer asks for; the first listed in the policy wins."""
+def _product_hits(policy: ServicePolicy, text: str) -> list[tuple[_Hit, str]]:
     normal = _normalise(text)
-    for payoff, keywords in policy.need_payoffs.items():
-        if _hits(keywords.words, normal):
-            return payoff
-    return None
+    found = [
+        (hit, kind) for kind, words in policy.products.items() for hit in _hits(words.words, normal)
+    ]
+    return sorted(found, key=lambda item: (item[0].start, item[0].start - item[0].end))
 
 
 def read_product(policy: ServicePolicy, text: str) -> str | None:
-    """The first product keyword in the text (as written in the policy)."""
-    hits = _hits(policy.products.words, _normalise(text))
-    return hits[0].keyword if hits else None
+    """The first product word in the text (as written in the policy)."""
+    hits = _product_hits(policy, text)
+    return hits[0][0].keyword if hits else None
+
+
+def product_kind(policy: ServicePolicy, text: str) -> str | None:
+    """The kind of the first product the text names ("Nova 14 轻薄笔记本电脑" -> laptop)."""
+    hits = _product_hits(policy, text)
+    return hits[0][1] if hits else None
 
 
 def read_special_requests(policy: ServicePolicy, text: str) -> list[str]:
@@ -698,27 +700,36 @@ def classify(
     intents: Sequence[str],
     texts: Sequence[str],
     implication: str | None = None,
+    impacts: Iterable[str] = (),
+    complaint: bool = False,
+    urgent: bool = False,
 ) -> Classification:
     """Urgency tier and complaint grade of a need.
+
+    What the customer's words mean (a complaint, an urgent need, the kinds of impact) comes
+    from the readers (`bot.understanding`); the policy decides what follows from it.
 
     Args:
         policy: the service policy.
         intents: every intent of the need so far.
-        texts: the customer's messages about the need.
-        implication: the answer about how the problem affects them (impacts, money at stake).
+        texts: the customer's messages about the need (major-complaint words, consultation).
+        implication: the answer about how the problem affects them (money at stake).
+        impacts: the kinds of impact the readers found (money, time, safety, business).
+        complaint: the complaint reader says the customer complains.
+        urgent: the urgency reader says the need is urgent.
     """
     negations = policy.negation_words
     everything = [*texts, implication] if implication else list(texts)
-    impacts = frozenset[str]().union(*(read_impacts(policy, text) for text in everything))
+    impacts = frozenset(name for name in impacts if name in policy.impacts)
     intents = list(dict.fromkeys(intents))
 
-    complaint = [f"complaint: intent {i}" for i in intents if i in policy.complaints.intents]
-    complaint += [
-        f"complaint: keyword {k}"
-        for k in _matched(policy.complaints.keywords, everything, negations)
+    complaint_reasons = [
+        f"complaint: intent {i}" for i in intents if i in policy.complaints.intents
     ]
+    if complaint and not complaint_reasons:
+        complaint_reasons.append("complaint: read as a complaint")
     grade = None
-    if complaint:
+    if complaint_reasons:
         major_rule = policy.complaints.major
         major = [
             f"major complaint: keyword {k}"
@@ -737,22 +748,21 @@ def classify(
                 f"major complaint: amount {_money(amount)} >= {_money(major_rule.min_amount_yuan)}"
             )
         grade = ComplaintGrade.major if major else ComplaintGrade.general
-        complaint += major or ["general complaint: no major trigger"]
+        complaint_reasons += major or ["general complaint: no major trigger"]
 
     rule = policy.urgency
-    urgent = [f"urgent: intent {i}" for i in intents if i in rule.urgent.intents]
-    urgent += [
-        f"urgent: keyword {k}" for k in _matched(rule.urgent.keywords, everything, negations)
-    ]
-    urgent += [f"urgent: impact {name}" for name in rule.urgent.impacts if name in impacts]
+    urgent_reasons = [f"urgent: intent {i}" for i in intents if i in rule.urgent.intents]
+    if urgent and not urgent_reasons:
+        urgent_reasons.append("urgent: read as urgent")
+    urgent_reasons += [f"urgent: impact {name}" for name in rule.urgent.impacts if name in impacts]
     if SAFETY_IMPACT in impacts and SAFETY_IMPACT not in rule.urgent.impacts:
-        urgent.append(f"urgent: impact {SAFETY_IMPACT} (always urgent)")
+        urgent_reasons.append(f"urgent: impact {SAFETY_IMPACT} (always urgent)")
     if grade is ComplaintGrade.major:
-        urgent.append("urgent: major complaint")
+        urgent_reasons.append("urgent: major complaint")
 
-    tier_reasons = urgent
-    tier = UrgencyTier.urgent if urgent else rule.default
-    if not urgent and not complaint:
+    tier_reasons = urgent_reasons
+    tier = UrgencyTier.urgent if urgent_reasons else rule.default
+    if not urgent_reasons and not complaint_reasons:
         meaningful = [i for i in intents if i not in rule.neutral_intents]
         consulting = _matched(rule.consultation.keywords, everything, negations)
         if meaningful and all(i in rule.consultation.intents for i in meaningful):
@@ -763,7 +773,7 @@ def classify(
             tier_reasons = [f"consultation: keyword {k}" for k in consulting]
     if not tier_reasons:
         tier_reasons = [f"{tier.value}: default tier"]
-    return Classification(tier, grade, impacts, tuple(tier_reasons + complaint))
+    return Classification(tier, grade, impacts, tuple(tier_reasons + complaint_reasons))
 
 
 def _as_utc(moment: datetime) -> datetime:

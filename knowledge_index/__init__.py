@@ -1,7 +1,11 @@
 """The knowledge-base library (app runtime): build, load, search and evaluate a FAISS index.
 
-Used by the action server, the desk and the `kefu kb` commands; never a script. Importing it
-loads no model and no index: see `KnowledgeBase`, `build` and `evaluate_files`.
+Used by the action server, the desk and the `kefu kb` commands. Importing it loads no model and
+no index: see `KnowledgeBase`, `build` and `evaluate_files`.
+
+Confidences come from calibrators fitted once on public data and shipped in
+`knowledge_index/calibration/<model>.json` with the decision levels (the defaults of
+`KnowledgeSettings`); `python -m knowledge_index.transfer` refits them (see that module).
 """
 
 from knowledge_index.artifacts import activate, current_version, load_index, publish
@@ -22,6 +26,7 @@ from knowledge_index.errors import (
     KnowledgeIndexError,
     ModelMismatchError,
     NoIndexError,
+    OutdatedIndexError,
     QueryFileError,
     SourceEncodingError,
     SourceError,
@@ -40,6 +45,7 @@ from knowledge_index.index import KnowledgeIndex
 from knowledge_index.knowledge_base import KnowledgeBase, build
 from knowledge_index.lexical import LexicalIndex
 from knowledge_index.settings import KnowledgeSettings
+from knowledge_index.shipped import DecisionLevels, shipped_calibrators, shipped_levels
 from knowledge_index.sources import (
     KnowledgeEntry,
     load_entries,
@@ -54,6 +60,7 @@ __all__ = [
     "ArtifactError",
     "Band",
     "Calibrator",
+    "DecisionLevels",
     "DenseIndex",
     "DuplicateEntryError",
     "EmptyKnowledgeBaseError",
@@ -73,6 +80,7 @@ __all__ = [
     "ModeMetrics",
     "ModelMismatchError",
     "NoIndexError",
+    "OutdatedIndexError",
     "QueryFileError",
     "Ranker",
     "Reply",
@@ -94,5 +102,7 @@ __all__ = [
     "load_queries",
     "load_yaml_file",
     "publish",
+    "shipped_calibrators",
+    "shipped_levels",
     "source_fingerprint",
 ]

@@ -27,14 +27,21 @@ import numpy as np
 from knowledge_index.calibration import Calibrator, Ranker
 from knowledge_index.dense import DenseIndex
 from knowledge_index.encoders import Encoder
-from knowledge_index.errors import ArtifactError, ModelMismatchError, NoIndexError
+from knowledge_index.errors import (
+    ArtifactError,
+    ModelMismatchError,
+    NoIndexError,
+    OutdatedIndexError,
+)
 from knowledge_index.fusion import MODES
 from knowledge_index.index import KnowledgeIndex
 from knowledge_index.lexical import LexicalIndex
 from knowledge_index.sources import KnowledgeEntry
 from knowledge_index.text import Tokenizer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Layout version; 2 added the context features and the shipped (transferable) calibrators.
+An older version on disk is rebuilt from its own entries (`upgrade_version`), never half-read."""
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 MANIFEST = "manifest.json"
@@ -63,7 +70,9 @@ def current_version(var_dir: Path) -> Path:
     return folder
 
 
-def save_index(index: KnowledgeIndex, folder: Path, fingerprint: str) -> None:
+def save_index(
+    index: KnowledgeIndex, folder: Path, fingerprint: str, extra: dict[str, Any] | None = None
+) -> None:
     """Writes every file of an index into an (empty or new) folder, the manifest last."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = [entry.to_dict() for entry in index.entries]
@@ -82,6 +91,7 @@ def save_index(index: KnowledgeIndex, folder: Path, fingerprint: str) -> None:
         "fingerprint": fingerprint,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **{k: v for k, v in index.info.items() if k not in ("ranker", "calibration")},
+        **(extra or {}),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), "utf-8")
 
@@ -112,15 +122,14 @@ def load_index(folder: Path, encoder: Encoder, tokenizer: Tokenizer) -> Knowledg
         ArtifactError: A file is missing or inconsistent.
     """
     manifest = read_manifest(folder)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise OutdatedIndexError(folder, manifest.get("format"), FORMAT_VERSION)
     if manifest.get("model") != encoder.name:
         raise ModelMismatchError(
             f"{folder.name} was built with {manifest.get('model')!r}, not {encoder.name!r}"
         )
+    entries = read_entries(folder)
     try:
-        entries = [
-            KnowledgeEntry.from_dict(data)
-            for data in json.loads((folder / "entries.json").read_text("utf-8"))
-        ]
         models = json.loads((folder / "models.json").read_text("utf-8"))
         index = KnowledgeIndex(
             entries,
@@ -139,6 +148,44 @@ def load_index(folder: Path, encoder: Encoder, tokenizer: Tokenizer) -> Knowledg
     if len(index.dense) != len(index.questions) or len(index.vectors) != len(index.questions):
         raise ArtifactError(f"{folder}: vectors do not match the entries' questions")
     return index
+
+
+def read_entries(folder: Path) -> list[KnowledgeEntry]:
+    """The entries stored in a version folder (readable in every format).
+
+    Raises:
+        ArtifactError: The file is missing or malformed.
+    """
+    try:
+        return [
+            KnowledgeEntry.from_dict(data)
+            for data in json.loads((folder / "entries.json").read_text("utf-8"))
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(f"cannot read the entries of {folder}: {error}") from error
+
+
+def upgrade_version(folder: Path, index: KnowledgeIndex) -> None:
+    """Rewrites an outdated version folder in place with `index`, rebuilt from its entries.
+
+    The folder keeps its name (so `CURRENT` and deployment records stay valid) and its
+    fingerprint. Each file is replaced atomically and the manifest last, so a reader sees the
+    old manifest (and rebuilds in memory itself) or a complete new version.
+
+    Raises:
+        OSError: The folder cannot be written (the caller keeps the in-memory index).
+    """
+    old = read_manifest(folder)
+    staging = Path(tempfile.mkdtemp(prefix=".upgrade-", dir=folder.parent))
+    try:
+        extra = {"upgraded_from_format": old.get("format")}
+        if "created_at" in old:
+            extra["first_created_at"] = old["created_at"]
+        save_index(index, staging, str(old.get("fingerprint", "")), extra)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST):
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def publish(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from knowledge_index.fusion import EVIDENCE, FEATURES, MODE_FEATURES, Mode
+from knowledge_index.fusion import COLUMN, EVIDENCE, FEATURES, MODE_FEATURES, Mode
 
 L2_PENALTY = 1e-5
 MIN_RANKER_QUERIES = 20
@@ -31,6 +31,11 @@ def _sigmoid(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return 0.5 * (1.0 + np.tanh(0.5 * values))
 
 
+CalibrationSource = Literal["default", "kb", "transfer"]
+"""Where a confidence model's weights come from: hand-set, fitted on the KB's own
+leave-one-out queries, or fitted once on public data and shipped (`knowledge_index.transfer`)."""
+
+
 @dataclass(frozen=True)
 class Calibrator:
     """P(candidate is the right entry) = sigmoid(w . features + bias), with every w >= 0.
@@ -40,20 +45,37 @@ class Calibrator:
 
     Attributes:
         mode: The ranking mode it serves.
-        weights: One weight per feature of `MODE_FEATURES[mode]`.
+        weights: One weight per feature of `names`.
         bias: The intercept.
         fitted_on: Number of training rows (0 for the hand-set default).
+        features: The feature names it reads, in weight order; empty means
+            `MODE_FEATURES[mode]` (the leave-one-out models).
+        source: `default`, `kb` (leave-one-out on the KB) or `transfer` (shipped).
     """
 
     mode: Mode
     weights: tuple[float, ...]
     bias: float
     fitted_on: int = 0
+    features: tuple[str, ...] = ()
+    source: CalibrationSource = "kb"
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.features if name not in COLUMN]
+        if unknown:
+            raise ValueError(f"unknown calibration features {unknown}")
+        if len(self.weights) != len(self.names):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.names)} features")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names it reads, in weight order."""
+        return self.features or tuple(FEATURES[c] for c in MODE_FEATURES[self.mode])
 
     @property
     def columns(self) -> tuple[int, ...]:
         """Columns of the full feature matrix this model reads."""
-        return MODE_FEATURES[self.mode]
+        return tuple(COLUMN[name] for name in self.names)
 
     def logits(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
         """The linear fusion score of each row of a full feature matrix."""
@@ -69,18 +91,30 @@ class Calibrator:
         """Hand-set weights, used when the KB is too small to fit a model."""
         named, bias = _DEFAULT_WEIGHTS[mode]
         weights = tuple(named.get(FEATURES[c], 0.0) for c in MODE_FEATURES[mode])
-        return cls(mode, weights, bias)
+        return cls(mode, weights, bias, source="default")
 
     @classmethod
     def fit(
-        cls, mode: Mode, features: NDArray[np.float64], labels: NDArray[np.bool_]
+        cls,
+        mode: Mode,
+        features: NDArray[np.float64],
+        labels: NDArray[np.bool_],
+        *,
+        names: Sequence[str] = (),
+        sample_weight: NDArray[np.float64] | None = None,
+        l2: float = L2_PENALTY,
+        source: CalibrationSource = "kb",
     ) -> Calibrator:
         """Fits the weights (bounded at 0) and bias by L2-penalised maximum likelihood.
 
         Args:
-            mode: The mode, which selects the feature columns.
+            mode: The mode, which selects the feature columns unless `names` is given.
             features: Full feature matrix of training candidates.
             labels: True where the candidate was the right entry.
+            names: The features to use (default `MODE_FEATURES[mode]`).
+            sample_weight: A weight per row (default: all equal).
+            l2: Penalty on the squared weights.
+            source: Recorded with the model.
 
         Returns:
             The fitted model, or the default when the labels are all one class.
@@ -89,41 +123,72 @@ class Calibrator:
 
         if len(labels) == 0 or labels.all() or not labels.any():
             return cls.default(mode)
-        x = features[:, MODE_FEATURES[mode]]
+        chosen = tuple(names) or tuple(FEATURES[c] for c in MODE_FEATURES[mode])
+        x = features[:, [COLUMN[name] for name in chosen]]
         y = labels.astype(np.float64)
+        weight = np.ones(len(y)) if sample_weight is None else sample_weight.astype(np.float64)
+        weight = weight / weight.sum()
         n_weights = x.shape[1]
 
         def loss(params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             z = x @ params[:n_weights] + params[n_weights]
             # log(1 + e^z) - y z, computed stably
-            value = float(np.mean(np.logaddexp(0.0, z) - y * z))
-            residual = (_sigmoid(z) - y) / len(y)
+            value = float(weight @ (np.logaddexp(0.0, z) - y * z))
+            residual = weight * (_sigmoid(z) - y)
             gradient = np.append(x.T @ residual, residual.sum())
-            value += L2_PENALTY * float(params[:n_weights] @ params[:n_weights])
-            gradient[:n_weights] += 2 * L2_PENALTY * params[:n_weights]
+            value += l2 * float(params[:n_weights] @ params[:n_weights])
+            gradient[:n_weights] += 2 * l2 * params[:n_weights]
             return value, gradient
 
         start = np.append(np.ones(n_weights), -1.0)
         bounds = [(0.0, None)] * n_weights + [(None, None)]
         result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
         params = result.x
-        return cls(mode, tuple(float(w) for w in params[:n_weights]), float(params[-1]), len(y))
+        return cls(
+            mode,
+            tuple(float(w) for w in params[:n_weights]),
+            float(params[-1]),
+            len(y),
+            tuple(names),
+            source,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with weights named by feature."""
+        """JSON-ready form, with weights named by feature (in weight order)."""
         return {
             "mode": self.mode,
-            "weights": {FEATURES[c]: w for c, w in zip(self.columns, self.weights, strict=True)},
+            "weights": dict(zip(self.names, self.weights, strict=True)),
             "bias": self.bias,
             "fitted_on": self.fitted_on,
+            "source": self.source,
+            "custom_features": bool(self.features),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibrator:
-        """Rebuilds a model written by `to_dict`."""
+        """Rebuilds a model written by `to_dict`.
+
+        Raises:
+            ValueError: It names features this version does not compute.
+            KeyError: A field is missing.
+        """
         mode: Mode = data["mode"]
-        weights = tuple(float(data["weights"][FEATURES[c]]) for c in MODE_FEATURES[mode])
-        return cls(mode, weights, float(data["bias"]), int(data.get("fitted_on", 0)))
+        if mode not in MODE_FEATURES:
+            raise ValueError(f"unknown mode {mode!r}")
+        named: Mapping[str, Any] = data["weights"]
+        custom = bool(data.get("custom_features", False))
+        names = tuple(named) if custom else tuple(FEATURES[c] for c in MODE_FEATURES[mode])
+        source = data.get("source", "kb")
+        if source not in ("default", "kb", "transfer"):
+            raise ValueError(f"unknown calibration source {source!r}")
+        return cls(
+            mode,
+            tuple(float(named[name]) for name in names),
+            float(data["bias"]),
+            int(data.get("fitted_on", 0)),
+            names if custom else (),
+            source,
+        )
 
 
 def fit_calibrators(

@@ -64,3 +64,20 @@ class NoIndexError(ArtifactError):
 
 class ModelMismatchError(ArtifactError):
     """The index was built with another embedding model than the one supplied."""
+
+
+class OutdatedIndexError(ArtifactError):
+    """A stored index version was written by an older format; it must be rebuilt.
+
+    Attributes:
+        folder: The version folder.
+        found: Its format number.
+    """
+
+    def __init__(self, folder: Path, found: object, expected: int) -> None:
+        self.folder = folder
+        self.found = found
+        super().__init__(
+            f"{folder.name} has index format {found!r}, this version reads {expected}: "
+            "it is rebuilt from its own entries when loaded (or run `kefu kb build`)"
+        )

@@ -13,17 +13,24 @@ import numpy as np
 from knowledge_index.encoders import Encoder
 from knowledge_index.errors import QueryFileError
 from knowledge_index.fusion import MODES, Mode
+from knowledge_index.hits import decide
 from knowledge_index.index import KnowledgeIndex
 from knowledge_index.settings import KnowledgeSettings
+from knowledge_index.shipped import shipped_levels
 from knowledge_index.sources import load_entries, read_json_lines
 
 
 @dataclass(frozen=True)
 class LabelledQuery:
-    """An evaluation (or calibration) query and the entry that answers it (None: no entry)."""
+    """An evaluation (or calibration) query and the entry that answers it (None: no entry).
+
+    `language` is the customer's language when known: like the bot, the evaluation then
+    searches only the entries in that language.
+    """
 
     query: str
     expected_id: str | None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,9 @@ class ModeMetrics:
         answer_rate: Share of all queries answered (top confidence >= answer threshold).
         answered_precision: Share of answered queries whose top hit is right (None if none).
         no_answer_recall: Share of unanswerable queries not answered (None if there are none).
+        suggestion_rate: Share of all queries given suggestions (the `suggest` band).
+        suggestion_hit_rate: Share of those whose suggestions hold the right entry (None if
+            none got suggestions; an unanswerable query's suggestions never do).
         p50_ms: Median search latency in milliseconds.
         p95_ms: 95th-percentile search latency in milliseconds.
     """
@@ -49,6 +59,8 @@ class ModeMetrics:
     no_answer_recall: float | None
     p50_ms: float
     p95_ms: float
+    suggestion_rate: float = 0.0
+    suggestion_hit_rate: float | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         """The metrics with the JSON names `hit@1`, `hit@5`, ..."""
@@ -65,6 +77,8 @@ METRIC_NAMES = (
     "answer_rate",
     "answered_precision",
     "no_answer_recall",
+    "suggestion_rate",
+    "suggestion_hit_rate",
     "p50_ms",
     "p95_ms",
 )
@@ -77,6 +91,9 @@ def _round(value: float | None) -> float | None:
 def load_queries(path: Path) -> list[LabelledQuery]:
     """Reads JSON Lines `{"query", "expected_id"}` (`expected_id` null: unanswerable).
 
+    An optional `"language"` (`zh` or `en`) restricts the search to entries in that language,
+    as the bot does for a customer.
+
     Raises:
         SourceError: The file is not UTF-8 or a line is malformed (file and line named).
     """
@@ -87,7 +104,10 @@ def load_queries(path: Path) -> list[LabelledQuery]:
             raise QueryFileError(path, line, "missing 'query'")
         if expected is not None and not isinstance(expected, str):
             raise QueryFileError(path, line, "'expected_id' must be a string or null")
-        queries.append(LabelledQuery(query, expected))
+        language = data.get("language")
+        if language is not None and language not in ("zh", "en"):
+            raise QueryFileError(path, line, "'language' must be 'zh', 'en' or null")
+        queries.append(LabelledQuery(query, expected, language))
     return queries
 
 
@@ -100,15 +120,21 @@ def evaluate(
     queries: Sequence[LabelledQuery],
     *,
     answer_threshold: float,
+    suggest_threshold: float | None = None,
+    suggest_mass: float | None = None,
+    max_suggestions: int = 3,
     modes: Sequence[Mode] = MODES,
     progress: bool = False,
 ) -> dict[Mode, ModeMetrics]:
-    """Searches every query in every mode and scores the rankings.
+    """Searches every query in every mode and scores the rankings and the decision bands.
 
     Args:
         index: The index under test.
         queries: Labelled queries.
         answer_threshold: Top confidence at or above which a query counts as answered.
+        suggest_threshold: Least confidence of a suggested hit (default: the shipped level).
+        suggest_mass: Least summed confidence of the suggestions (default: the shipped level).
+        max_suggestions: Most suggestions.
         modes: Modes to evaluate.
         progress: Show tqdm progress bars on stderr.
 
@@ -121,11 +147,14 @@ def evaluate(
     unknown = {q.expected_id for q in queries if q.expected_id} - set(index.entry_index)
     if unknown:
         raise ValueError(f"queries expect entries missing from the KB: {sorted(unknown)[:5]}")
+    levels = shipped_levels()
+    floor = levels.suggest_threshold if suggest_threshold is None else suggest_threshold
+    mass = levels.suggest_mass if suggest_mass is None else suggest_mass
     results = {}
     for mode in modes:
         index.search(queries[0].query if queries else "warm-up", 5, mode)  # warm caches
         latencies, reciprocal, answered, answered_right, rejected = [], [], 0, 0, 0
-        hits_1 = hits_5 = 0
+        hits_1 = hits_5 = suggested = suggested_right = 0
         iterator: Any = queries
         if progress:
             from tqdm.auto import tqdm
@@ -133,11 +162,15 @@ def evaluate(
             iterator = tqdm(queries, desc=f"eval {mode}", leave=False)
         for item in iterator:
             started = time.perf_counter()
-            hits = index.search(item.query, 5, mode)
+            hits = index.search(item.query, 5, mode, language=item.language)
             latencies.append((time.perf_counter() - started) * 1000)
             ids = [hit["entry_id"] for hit in hits]
-            is_answered = bool(hits) and hits[0]["confidence"] >= answer_threshold
+            reply = decide(hits, answer_threshold, floor, max_suggestions, suggest_mass=mass)
+            is_answered = reply.band == "answer"
             answered += is_answered
+            if reply.band == "suggest":
+                suggested += 1
+                suggested_right += any(h["entry_id"] == item.expected_id for h in reply.hits)
             if item.expected_id is None:
                 rejected += not is_answered
                 continue
@@ -155,6 +188,8 @@ def evaluate(
             answer_rate=answered / len(queries) if queries else 0.0,
             answered_precision=_share(answered_right, answered),
             no_answer_recall=_share(rejected, n_unanswerable),
+            suggestion_rate=suggested / len(queries) if queries else 0.0,
+            suggestion_hit_rate=_share(suggested_right, suggested),
             p50_ms=float(np.percentile(latencies, 50)) if latencies else 0.0,
             p95_ms=float(np.percentile(latencies, 95)) if latencies else 0.0,
         )
@@ -190,7 +225,13 @@ def evaluate_files(
 
     index = build_index(entries, settings, encoder, progress=progress)
     metrics = evaluate(
-        index, queries, answer_threshold=settings.answer_threshold, progress=progress
+        index,
+        queries,
+        answer_threshold=settings.answer_threshold,
+        suggest_threshold=settings.suggest_threshold,
+        suggest_mass=settings.suggest_mass,
+        max_suggestions=settings.max_suggestions,
+        progress=progress,
     )
     return {
         "kb": str(kb_path),
@@ -201,6 +242,9 @@ def evaluate_files(
         "n_queries": len(queries),
         "n_unanswerable": sum(q.expected_id is None for q in queries),
         "answer_threshold": settings.answer_threshold,
+        "suggest_threshold": settings.suggest_threshold,
+        "suggest_mass": settings.suggest_mass,
+        "calibration": index.calibrators["hybrid"].source,
         "build_s": index.info["build_seconds"],
         **{mode: result.to_dict() for mode, result in metrics.items()},
     }

@@ -27,12 +27,26 @@ EVIDENCE = (
 )
 """Features computed from the two searches; larger always means "more likely right"."""
 
+CONTEXT = (
+    "centroid_margin",  # centroid cosine minus the best centroid cosine of any other candidate
+    "whitened_margin",  # whitened centroid minus the best of any other candidate
+    "query_coverage",  # idf share of the query's distinct words found in the entry's questions
+    "query_coverage_margin",  # query coverage minus the best of any other candidate
+    "rarity",  # 1 / number of the entry's questions (many phrasings inflate the best cosine)
+)
+"""Scale-free features the confidence models read besides the evidence (not the ranker)."""
+
 FEATURES = (
     *EVIDENCE,
+    *CONTEXT,
     "fused",  # the ranker's score fusion of the evidence
     "fused_margin",  # fused score minus the best fused score of any other candidate
+    "posterior",  # log-odds of the candidate under a softmax of the fused scores, clipped
 )
-"""Every column of a candidate feature matrix: the evidence, then the fused score."""
+"""Every column of a candidate feature matrix: evidence, context, then the fused scores."""
+
+POSTERIOR_CLIP = 6.0
+"""Bound of the `posterior` log-odds (one candidate alone gets the bound)."""
 
 COLUMN = {name: column for column, name in enumerate(FEATURES)}
 """Feature name to column of the feature matrix."""
@@ -98,8 +112,10 @@ def candidate_features(
     bm25: NDArray[np.float64],
     bm25_bound: float,
     coverage: float,
+    matched_idf: NDArray[np.float64] | None = None,
+    questions: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """The evidence matrix (candidates x EVIDENCE) of one query's candidate entries.
+    """The evidence and context matrix (candidates x EVIDENCE + CONTEXT) of one query.
 
     Args:
         cosines: Best cosine of each candidate (0 when dense search is off).
@@ -107,8 +123,12 @@ def candidate_features(
         whitened_centroids: The same after whitening (see `whitening_transform`).
         knn_shares: Each candidate's weighted share of the nearest rows.
         bm25: Best raw BM25 of each candidate.
-        bm25_bound: The query's BM25 normaliser (`LexicalIndex.upper_bound`).
+        bm25_bound: The query's BM25 normaliser (`LexicalIndex.upper_bound`): the idf sum
+            of its distinct words.
         coverage: Share of the query's distinct words in the vocabulary.
+        matched_idf: Per candidate, the idf sum of the query's distinct words that occur in
+            any of its questions (zeros when omitted or in dense mode).
+        questions: Per candidate, its number of questions (ones when omitted).
 
     Returns:
         A float64 matrix with one row per candidate.
@@ -116,6 +136,9 @@ def candidate_features(
     normalised = np.clip(bm25 / bm25_bound, 0.0, 1.0)
     top = float(bm25.max()) if len(bm25) else 0.0
     relative = bm25 / top if top > 0 else np.zeros_like(bm25)
+    matched = np.zeros_like(cosines) if matched_idf is None else matched_idf
+    query_coverage = np.clip(matched / bm25_bound, 0.0, 1.0)
+    counts = np.ones_like(cosines) if questions is None else np.maximum(questions, 1.0)
     return np.column_stack(
         [
             cosines,
@@ -129,13 +152,31 @@ def candidate_features(
             np.full_like(cosines, coverage),
             _reciprocal_ranks(cosines, zero_is_absent=False),
             _reciprocal_ranks(bm25, zero_is_absent=True),
+            _margin(centroid_cosines),
+            _margin(whitened_centroids),
+            query_coverage,
+            _margin(query_coverage),
+            1.0 / counts,
         ]
     )
 
 
+def _posterior(fused: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log-odds of each candidate under a softmax over all candidates, clipped."""
+    if len(fused) < 2:
+        return np.full_like(fused, POSTERIOR_CLIP)
+    shifted = fused - fused.max()
+    weights = np.exp(shifted)
+    others = np.maximum(weights.sum() - weights, 1e-300)
+    log_odds: NDArray[np.float64] = np.clip(
+        shifted - np.log(others), -POSTERIOR_CLIP, POSTERIOR_CLIP
+    )
+    return log_odds
+
+
 def with_fused(evidence: NDArray[np.float64], fused: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The full feature matrix: the evidence plus the fused score and its margin."""
-    return np.column_stack([evidence, fused, _margin(fused)])
+    """The full feature matrix: evidence and context, the fused score, its margin and odds."""
+    return np.column_stack([evidence, fused, _margin(fused), _posterior(fused)])
 
 
 def whitening_transform(

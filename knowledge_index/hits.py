@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
+from knowledge_index.shipped import shipped_levels
+
 Band = Literal["answer", "suggest", "none"]
+
+SUGGEST_MASS = shipped_levels().suggest_mass
+"""Default least summed confidence of the suggestions (the shipped level)."""
 
 
 class Hit(TypedDict):
@@ -47,14 +52,24 @@ def decide(
     answer_threshold: float,
     suggest_threshold: float,
     max_suggestions: int = 3,
+    *,
+    suggest_mass: float = SUGGEST_MASS,
 ) -> Reply:
     """Sorts hits into a decision band.
+
+    With calibrated confidences (the probability that a hit is the right entry; at most one
+    is), the summed confidence of the suggested hits estimates the chance that the right
+    entry is among them. Suggestions are shown only when that chance is at least
+    `suggest_mass`, and a hit below `suggest_threshold` is never suggested.
 
     Args:
         hits: Hits ranked best first.
         answer_threshold: Confidence at or above which the top hit is answered.
         suggest_threshold: Confidence at or above which a hit may be suggested.
         max_suggestions: Most suggestions.
+        suggest_mass: Least summed confidence of the suggested hits (0 suggests any hit
+            above `suggest_threshold`, the earlier rule). The default is the level
+            shipped with the calibration (`knowledge_index.shipped`).
 
     Returns:
         The reply band with its hits.
@@ -62,6 +77,7 @@ def decide(
     if hits and hits[0]["confidence"] >= answer_threshold:
         return Reply("answer", [hits[0]])
     suggestions = [hit for hit in hits if hit["confidence"] >= suggest_threshold]
-    if suggestions:
-        return Reply("suggest", suggestions[:max_suggestions])
+    suggestions = suggestions[:max_suggestions]
+    if suggestions and sum(hit["confidence"] for hit in suggestions) >= suggest_mass:
+        return Reply("suggest", suggestions)
     return Reply("none")

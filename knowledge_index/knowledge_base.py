@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from knowledge_index.artifacts import (
+    FORMAT_VERSION,
     current_pointer,
     current_version,
     load_index,
     publish,
+    read_entries,
     read_manifest,
+    upgrade_version,
 )
 from knowledge_index.encoders import Encoder, load_encoder
-from knowledge_index.errors import ArtifactError, NoIndexError
+from knowledge_index.errors import ArtifactError, NoIndexError, OutdatedIndexError
 from knowledge_index.fusion import Mode
 from knowledge_index.hits import Hit, Reply, decide
 from knowledge_index.index import KnowledgeIndex
@@ -148,26 +151,36 @@ class KnowledgeBase:
         self.index  # noqa: B018 (loads)
         return self.version or ""
 
-    def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+    def search(
+        self, query: str, k: int = 5, mode: Mode = "hybrid", *, language: str | None = None
+    ) -> list[Hit]:
         """The k best entries for a query, with calibrated confidences.
 
         Args:
             query: Customer text.
             k: Most hits.
             mode: `hybrid` (default), `dense` or `lexical`.
+            language: Only entries in this language compete (the customer's language);
+                None searches every entry.
         """
         index = self.index
         self._maybe_reload_in_background()
-        return index.search(query, k, mode)
+        return index.search(query, k, mode, language=language)
 
-    def reply(self, query: str) -> Reply:
-        """Searches and sorts the result into the answer / suggest / no-answer bands."""
+    def reply(self, query: str, *, language: str | None = None) -> Reply:
+        """Searches and sorts the result into the answer / suggest / no-answer bands.
+
+        Args:
+            query: Customer text.
+            language: The customer's language: only entries in it are considered.
+        """
         settings = self.settings
         return decide(
-            self.search(query, max(settings.max_suggestions, 1)),
+            self.search(query, max(settings.max_suggestions, 1), language=language),
             settings.answer_threshold,
             settings.suggest_threshold,
             settings.max_suggestions,
+            suggest_mass=settings.suggest_mass,
         )
 
     def reload(self) -> bool:
@@ -227,5 +240,22 @@ class KnowledgeBase:
                 model, threads=self.settings.encoder_threads, batch_size=self.settings.batch_size
             )
             self._encoders[model] = encoder
-        index = load_index(folder, encoder, self._tokenizer)
+        try:
+            index = load_index(folder, encoder, self._tokenizer)
+        except OutdatedIndexError as outdated:
+            index = self._rebuild(folder, encoder, outdated)
         self._current = (index, folder.name)
+
+    def _rebuild(
+        self, folder: Path, encoder: Encoder, outdated: OutdatedIndexError
+    ) -> KnowledgeIndex:
+        """Rebuilds an outdated version from its own entries and rewrites it in place."""
+        logger.warning("%s", outdated)
+        index = build_index(read_entries(folder), self.settings, encoder)
+        try:
+            upgrade_version(folder, index)
+        except OSError as error:
+            logger.warning("serving %s rebuilt in memory; cannot rewrite it: %s", folder, error)
+        else:
+            logger.info("rebuilt knowledge index %s in format %s", folder.name, FORMAT_VERSION)
+        return index

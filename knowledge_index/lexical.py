@@ -102,6 +102,13 @@ class LexicalIndex:
         values = np.concatenate([self.weights[s] for s in slices])
         return np.bincount(rows, weights=values, minlength=self.n_documents).astype(np.float32)
 
+    def postings(self, tokens: Sequence[str]) -> list[tuple[float, NDArray[np.int32]]]:
+        """(idf, documents containing it) of each known distinct term of a query."""
+        known, _ = self.terms(tokens)
+        return [
+            (float(self.idf[t]), self.doc_ids[self.indptr[t] : self.indptr[t + 1]]) for t in known
+        ]
+
     def upper_bound(self, tokens: Sequence[str]) -> float:
         """A normaliser: the sum of idf over distinct query tokens, unknown ones at max idf."""
         distinct = set(tokens)

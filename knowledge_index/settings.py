@@ -7,8 +7,12 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from knowledge_index.shipped import shipped_levels
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository root (data/ and var/ live here)."""
+
+_LEVELS = shipped_levels()
 
 
 class KnowledgeSettings(BaseSettings):
@@ -29,10 +33,25 @@ class KnowledgeSettings(BaseSettings):
         PROJECT_ROOT / "data" / "jieba" / "kefu.txt", description="Shared jieba user dictionary."
     )
     answer_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Top confidence at or above which the bot answers."
+        _LEVELS.answer_threshold,
+        ge=0.0,
+        le=1.0,
+        description="Top confidence at or above which the bot answers (default: the level "
+        "chosen with the shipped calibration, answered precision >= 0.985 on its fitting data).",
     )
     suggest_threshold: float = Field(
-        0.15, ge=0.0, le=1.0, description="Confidence at or above which a hit is suggested."
+        _LEVELS.suggest_threshold,
+        ge=0.0,
+        le=1.0,
+        description="Confidence at or above which a hit may be suggested.",
+    )
+    suggest_mass: float = Field(
+        _LEVELS.suggest_mass,
+        ge=0.0,
+        le=1.0,
+        description="Least summed confidence of the suggested hits; below it nothing is "
+        "suggested (default: the shipped level, the right entry among the suggestions in "
+        ">= 85 % of its fitting queries that get suggestions).",
     )
     max_suggestions: int = Field(3, ge=1, description="Suggested questions in the medium band.")
     exact_search_limit: int = Field(

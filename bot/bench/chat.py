@@ -12,6 +12,7 @@ import httpx
 
 from bot.bench.common import BenchReport, percentile, scratch_settings
 from bot.db import make_engine, upgrade
+from bot.knowledge import ensure_index
 from bot.orders import seed_demo_orders
 from bot.services import ServiceGroup, kefu_services
 from bot.settings import Settings
@@ -96,6 +97,7 @@ def run_chat_benchmark(
             run = scratch_settings(settings, Path(scratch))
             upgrade(run.database_url)
             seed_demo_orders(make_engine(run.database_url))
+            ensure_index(run)  # knowledge-base questions are searched, as in service
             with ServiceGroup(kefu_services(run, model), run):
                 results.update(_measure(run.rasa_url, messages, conversations, each))
     report = BenchReport("chat", results, settings.var_dir / "bench" / "chat.json")

@@ -170,7 +170,7 @@ class DeskService:
             if not query:
                 return {"query": "", "suggestions": []}
             try:
-                hits = self.knowledge_base.search(query, 10)
+                hits = self.knowledge_base.search(query, 10, language=handoff.language)
             except KnowledgeIndexError:
                 return {"query": query, "suggestions": []}
             chosen = [h for h in hits if h["language"] == handoff.language] or hits

@@ -26,6 +26,10 @@ _OTHER_LETTER = re.compile(r"[^\W\d_\u3400-\u4dbf\u4e00-\u9fffA-Za-z]")
 
 UNREADABLE_INTENT = "unreadable_input"
 """The intent given to messages without readable text (domain.yml, rules/fallback.yml)."""
+PUNCTUATION_INTENT = "punctuation"
+"""The intent of a message of question marks or dots only ("?", "？？", "。。。"): the customer
+is puzzled or waiting, which calls for "what is unclear?", not for "please write text"."""
+_ONLY_PUNCTUATION = re.compile(r"^[\s?？!！.。…,，~～]*[?？.。…]+[\s?？!！.。…,，~～]*$")
 
 
 def is_unreadable(text: str) -> bool:
@@ -44,6 +48,8 @@ def is_unreadable(text: str) -> bool:
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class InputGuard(GraphComponent):
     """Overrides the intent with `unreadable_input` (confidence 1) for unreadable input.
+
+    Question marks or dots alone get `punctuation` instead.
 
     Place it last in the pipeline. The bot then asks for a text message in Chinese or
     English instead of guessing an intent from emoji or a foreign script.
@@ -66,8 +72,9 @@ class InputGuard(GraphComponent):
             text = message.get(TEXT) or ""
             if text.startswith("/") or not is_unreadable(text):
                 continue
+            name = PUNCTUATION_INTENT if _ONLY_PUNCTUATION.match(text) else UNREADABLE_INTENT
             intent = {
-                INTENT_NAME_KEY: UNREADABLE_INTENT,
+                INTENT_NAME_KEY: name,
                 PREDICTED_CONFIDENCE_KEY: 1.0,
             }
             message.set(INTENT, intent, add_to_output=True)

@@ -261,7 +261,7 @@ def test_new_example_and_new_entry_are_added_and_validate(
     }
     assert ("我的单子KF202611200007怎么还没动静", "order_status") in read_rasa_nlu(settings.nlu_dir)
     nlu_text = (settings.nlu_dir / "orders.yml").read_text(encoding="utf-8")
-    assert f"    - is my order still processing\n    - {example}\n\n- intent: inform\n" in nlu_text
+    assert f"    - 订单卡片发你了 帮我看看\n    - {example}\n\n- intent: inform\n" in nlu_text
     entry = entries_by_id(settings)["shipping-holiday"]
     assert entry == KnowledgeEntry(
         id="shipping-holiday",
@@ -466,7 +466,7 @@ def test_dry_run_counts_but_writes_nothing(
     assert snapshot(settings) == before
     assert summary.dry_run and len(summary.changes) == 2
     assert summary.lines()[-2:] == [
-        "23 data files checked: 2 would change, 21 unchanged.",
+        "24 data files checked: 2 would change, 22 unchanged.",
         "Dry run: nothing was written.",
     ]
 
@@ -726,7 +726,7 @@ def test_cli_exports_and_imports(
     code, stdout, _ = cli("export", str(out))
     assert code == 0 and stdout.startswith(f"Wrote {out} (") and "226 knowledge rows" in stdout
     code, stdout, _ = cli("import", str(out))
-    assert (code, stdout) == (0, "Nothing to change: all 22 data files already match the sheet.\n")
+    assert (code, stdout) == (0, "Nothing to change: all 23 data files already match the sheet.\n")
 
     csv_path = tmp_path / "nlu.csv"
     assert cli("export", str(csv_path), "--what", "nlu")[0] == 0
@@ -737,12 +737,12 @@ def test_cli_exports_and_imports(
     code, stdout, _ = cli("import", str(csv_path), "--dry-run")
     assert code == 0 and stdout.splitlines() == [
         "data/nlu/orders.yml: 1 added, 0 changed, 0 removed",
-        "12 data files checked: 1 would change, 11 unchanged.",
+        "13 data files checked: 1 would change, 12 unchanged.",
         "Dry run: nothing was written.",
     ]
     assert snapshot(settings) == before
     code, stdout, _ = cli("import", str(csv_path))
-    assert code == 0 and "12 data files checked: 1 changed, 11 unchanged." in stdout
+    assert code == 0 and "13 data files checked: 1 changed, 12 unchanged." in stdout
     assert changed_files(before, settings) == {"nlu/orders.yml"}
 
 

@@ -622,7 +622,7 @@ def test_cli_options_reach_the_checks(cli_env: Path) -> None:
     strict = runner.invoke(validate, [*options, "--min-examples", "30"])
     assert strict.exit_code == 0
     few = [item["message"] for item in json.loads(strict.stdout)]
-    assert "intent 'invoice' has 13 en examples (at least 30 wanted)" in few
+    assert "intent 'invoice' has 16 en examples (at least 30 wanted)" in few
     refused = runner.invoke(validate, [*options, "--require-languages", "zh,fr"])
     assert refused.exit_code == 2
     assert "fr" in refused.output

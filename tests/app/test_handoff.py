@@ -241,14 +241,26 @@ async def test_a_rating_is_stored_on_the_resolved_ticket(engine: Engine) -> None
     assert ticket is not None and ticket.satisfaction == 2
 
 
-async def test_an_unclear_rating_is_asked_again_and_without_a_ticket_it_is_thanks() -> None:
+async def test_an_unclear_rating_is_asked_again() -> None:
     unclear = make_tracker("嗯", "rate_service", slots={"rating_ticket": "TK202611220001"})
     dispatcher = CollectingDispatcher()
     assert await ActionRateService().run(dispatcher, unclear, {}) == []
     assert dispatcher.messages[0]["response"] == "utter_ask_rating_again"
+
+
+@pytest.mark.parametrize("text", ["3", "5", "10", "３"])
+async def test_a_bare_number_nobody_asked_a_rating_for_is_asked_about(text: str) -> None:
     dispatcher = CollectingDispatcher()
-    await ActionRateService().run(dispatcher, make_tracker("5分", "rate_service"), {})
-    assert dispatcher.messages[0]["response"] == "utter_rate_thanks"
+    assert await ActionRateService().run(dispatcher, make_tracker(text, "rate_service"), {}) == []
+    assert dispatcher.messages == [
+        {**dispatcher.messages[0], "response": "utter_clarify_number", "number": text}
+    ]
+
+
+async def test_praise_nobody_asked_for_is_thanked_without_a_rating() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionRateService().run(dispatcher, make_tracker("五星好评！", "rate_service"), {})
+    assert dispatcher.messages[0]["response"] == "utter_thanks_for_praise"
 
 
 @pytest.mark.parametrize(

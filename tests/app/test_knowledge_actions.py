@@ -15,7 +15,7 @@ from actions.knowledge import ActionAnswerFromKb, ActionKbFeedback, KbResult, lo
 from bot.db import KbFeedback, KbOutcome
 from bot.kb_log import KbLog
 from knowledge_index import HashingEncoder, KnowledgeBase, KnowledgeSettings, build
-from tests.app.conftest import make_tracker
+from tests.app.conftest import make_tracker, user_event
 
 KB_YML = """\
 topic: returns
@@ -80,12 +80,40 @@ async def test_answer_cites_the_source_and_is_recorded(kb: KnowledgeBase, engine
 
 async def test_no_answer_gives_the_topic_overview_not_a_guess(kb: KnowledgeBase) -> None:
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker("火星上的天气怎么样", "return_refund")
+    tracker = make_tracker("退货的事怎么弄", "return_refund", 0.99)
     nothing = KbResult(KbOutcome.no_answer, [], "v1")
     with patch("actions.knowledge.lookup", return_value=nothing):
         events = await ActionAnswerFromKb().run(dispatcher, tracker, {})
     assert dispatcher.messages[0]["response"] == "utter_return_policy"
     assert events[0] == SlotSet("kb_outcome", "no_answer")
+
+
+async def test_an_unsure_topic_gets_a_question_not_an_overview(kb: KnowledgeBase) -> None:
+    """ "能给我一个加盖公章的购物清单吗" read as a product question at 0.82: no product overview."""
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("能给我一个加盖公章的购物清单吗", "product_question", 0.82)
+    nothing = KbResult(KbOutcome.no_answer, [], "v1")
+    with patch("actions.knowledge.lookup", return_value=nothing):
+        await ActionAnswerFromKb().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["response"] == "utter_kb_clarify"
+
+
+async def test_out_of_scope_gets_one_sentence_then_a_person(kb: KnowledgeBase) -> None:
+    nothing = KbResult(KbOutcome.no_answer, [], "v1")
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("明天会下雨吗", "out_of_scope", 0.99)
+    with patch("actions.knowledge.lookup", return_value=nothing):
+        await ActionAnswerFromKb().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["response"] == "utter_out_of_scope"
+    earlier = [
+        user_event("明天会下雨吗", "out_of_scope"),
+        {"event": "bot", "text": "...", "metadata": {"utter_action": "utter_out_of_scope"}},
+    ]
+    again = make_tracker("那后天呢", "out_of_scope", 0.99, events=earlier)
+    dispatcher = CollectingDispatcher()
+    with patch("actions.knowledge.lookup", return_value=nothing):
+        await ActionAnswerFromKb().run(dispatcher, again, {})
+    assert dispatcher.messages[0]["response"] == "utter_offer_human"
 
 
 async def test_feedback_is_stored_on_the_latest_answer(kb: KnowledgeBase, engine: Engine) -> None:

@@ -1,7 +1,7 @@
 from unittest.mock import patch
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import Engine
 
@@ -60,7 +60,19 @@ async def test_order_status_answers_in_the_customer_language(engine: Engine) -> 
     message = dispatcher.messages[0]
     assert message["response"] == "utter_order_status_shipped"
     assert message["carrier"] == "SF Express" and message["product"].startswith("AuraSound")
-    assert events == [SlotSet("order_number", None)]
+    assert events == []  # the order stays known: "when will it arrive?", a later complaint
+
+
+async def test_an_order_number_with_a_problem_is_recorded_not_looked_up(engine: Engine) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(
+        "KF202611200015 前天到的 到手就是坏的", "inform", slots={"order_number": "KF202611200015"}
+    )
+    with patch("actions.orders.order_store", return_value=OrderStore(engine)):
+        events = await ActionOrderStatus().run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["response"] in ("utter_problem_ack", "utter_complain_ack")
+    assert SlotSet("need_kind", "record") in events
+    assert FollowupAction("spin_form") in events
 
 
 async def test_unknown_order(engine: Engine) -> None:
@@ -98,3 +110,20 @@ async def test_extraction_only_while_asking_for_the_number() -> None:
     assert await form.extract_order_number(CollectingDispatcher(), question, {}) == {}
     idle = make_tracker("12345", "inform")
     assert await form.extract_order_number(CollectingDispatcher(), idle, {}) == {}
+
+
+async def test_at_the_start_a_kf_number_typed_with_blanks_or_a_digit_short_is_read() -> None:
+    form = ValidateOrderStatusForm()
+    spaced = make_tracker("帮我查查这个单 KF 2026 1120 0007", "order_status")
+    extracted = await form.extract_order_number(CollectingDispatcher(), spaced, {})
+    assert extracted == {"order_number": "KF 2026 1120 0007"}
+    assert form.validate_order_number(
+        extracted["order_number"], CollectingDispatcher(), spaced, {}
+    ) == {"order_number": "KF202611200007", "invalid_order_number_attempts": 0}
+    short = make_tracker("帮我看看订单 KF20261120003", "order_status")
+    dispatcher = CollectingDispatcher()
+    value = (await form.extract_order_number(dispatcher, short, {}))["order_number"]
+    form.validate_order_number(value, dispatcher, short, {})
+    assert dispatcher.messages[0]["response"] == "utter_invalid_order_number"
+    phone = make_tracker("电话13912345678", "inform")
+    assert await form.extract_order_number(CollectingDispatcher(), phone, {}) == {}

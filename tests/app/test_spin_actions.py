@@ -21,12 +21,12 @@ from actions.confirmation import (
     ActionStartCorrection,
 )
 from actions.flows import ActionAskFlowReply, ActionFlowOutcome, read_flow_turn
-from actions.knowledge import ActionKbFeedback
+from actions.knowledge import ActionKbFeedback, KbResult
 from actions.service_plan import SKIPPED
 from actions.spin import ValidateSpinForm, read_spin_turn
 from actions.tickets import ActionTicketProgress
-from bot.db import TicketStatus
-from bot.orders import OrderStore
+from bot.db import KbOutcome, TicketStatus
+from bot.orders import OrderStore, demo_orders
 from bot.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
@@ -44,6 +44,15 @@ def tickets(engine: Engine) -> Iterator[TicketStore]:
         for module in ("actions.confirmation", "actions.flows"):
             stack.enter_context(patch(f"{module}.order_store", return_value=orders))
         yield store
+
+
+@pytest.fixture(autouse=True)
+def demo_orders_in_memory() -> Iterator[None]:
+    """The SPIN form looks up order products; these tests read the demo orders from memory."""
+    orders = {order.number: order for order in demo_orders(TODAY)}
+    store = type("Orders", (), {"find": staticmethod(orders.get)})()
+    with patch("actions.spin.order_store", return_value=store):
+        yield
 
 
 def slots_of(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -70,9 +79,75 @@ def test_opening_message_answers_every_stage_it_covers() -> None:
     updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
     assert updates["spin_category"] == "complaint"
     assert updates["spin_situation"] == "KF202611200002"
-    assert updates["spin_problem"].startswith("订单KF202611200002")
-    assert updates["spin_implication"]  # 上班: business impact
+    assert "坏点" in updates["spin_problem"] and "换货" not in updates["spin_problem"]
+    assert "上班" in updates["spin_implication"]
+    assert updates["spin_impacts"] == ["business"]
     assert updates["spin_need_payoff"] == "replacement"
+
+
+def test_an_answer_is_recorded_as_what_it_says_not_as_the_question_asked() -> None:
+    """The bot asked for the impact; the customer described the problem and since when."""
+    tracker = spin_tracker(
+        "左耳没声音，从前天开始", "complain", "spin_implication", spin_problem="耳机坏了"
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert "spin_implication" not in updates
+    assert "左耳没声音" in updates["spin_problem"] and "耳机坏了" in updates["spin_problem"]
+    assert updates["spin_problem_since"] == "2026-11-20"
+    impact = read_spin_turn(
+        spin_tracker("影响我上班开会", "complain", "spin_implication"),
+        CollectingDispatcher(),
+        TODAY,
+    )
+    assert impact["spin_implication"] == "影响我上班开会"
+    assert impact["spin_impacts"] == ["business"]
+
+
+def test_an_order_given_earlier_in_the_session_is_carried_into_the_form() -> None:
+    earlier = [user_event("where is my order KF202611200002", "order_status")]
+    tracker = make_tracker(
+        "I want to complain",
+        "complain",
+        slots={"order_number": "KF202611200002", "requested_slot": None},
+        events=earlier,
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert updates["spin_situation"] == "KF202611200002"
+
+
+def test_a_product_that_is_not_the_orders_product_is_asked_about() -> None:
+    tracker = spin_tracker(
+        "订单号KF202611200003 耳机左耳没声音",
+        "complain",
+        "spin_situation",
+        spin_product="耳机",
+        entities=[{"entity": "order_number", "value": "KF202611200003"}],
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert updates["spin_situation"] == "KF202611200003"
+    assert updates["spin_order_product"] == "Pulse Watch S3 智能手表"
+    assert updates["spin_order_check"] is None
+    slots = {**updates, "requested_slot": "spin_order_check", "order_number": "KF202611200003"}
+    confirmed = read_spin_turn(
+        make_tracker("对 就是这个", "affirm", slots=slots), CollectingDispatcher(), TODAY
+    )
+    assert confirmed["spin_order_check"] == "confirmed"
+    changed = read_spin_turn(
+        make_tracker("不是这个", "deny", slots=slots), CollectingDispatcher(), TODAY
+    )
+    assert changed["spin_order_check"] == "changed"
+    assert changed["order_number"] is None and changed["spin_situation"] == "耳机"
+
+
+def test_the_orders_own_product_raises_no_question() -> None:
+    tracker = spin_tracker(
+        "KF202611200001 耳机有杂音",
+        "complain",
+        None,
+        entities=[{"entity": "order_number", "value": "KF202611200001"}],
+    )
+    updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
+    assert "spin_order_product" not in updates or not updates["spin_order_product"]
 
 
 def test_a_bare_opener_is_not_taken_as_the_problem() -> None:
@@ -88,7 +163,8 @@ def test_a_product_named_answers_the_situation() -> None:
     updates = read_spin_turn(tracker, CollectingDispatcher(), TODAY)
     assert updates["spin_category"] == "urgent"
     assert updates["spin_situation"] == "充电宝"
-    assert updates["spin_implication"]  # 冒烟: safety
+    assert updates["spin_implication"] == "安全隐患"  # a real hazard is its own impact
+    assert "safety" in updates["spin_impacts"]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +239,14 @@ async def test_call_back_adds_the_contact_time_question() -> None:
     form = ValidateSpinForm()
     tracker = spin_tracker("x", "choose", None, spin_need_payoff="call_back")
     slots = await form.required_slots([], CollectingDispatcher(), tracker, {})
-    assert slots[-1] == "spin_contact_time"
+    # asked right after the problem: whoever wants a call thinks of the time next
+    assert slots == [
+        "spin_situation",
+        "spin_problem",
+        "spin_contact_time",
+        "spin_implication",
+        "spin_need_payoff",
+    ]
     tracker = spin_tracker("x", "choose", None, spin_need_payoff="refund")
     assert "spin_contact_time" not in await form.required_slots(
         [], CollectingDispatcher(), tracker, {}
@@ -280,7 +363,9 @@ async def test_ticket_progress_by_customer_and_by_number(tickets: TicketStore) -
     stranger = Tracker(
         "someone-else", {"language": "en"}, {"intent": {}}, [], False, None, None, ""
     )
-    await ActionTicketProgress().run(dispatcher, stranger, {})
+    nothing = KbResult(KbOutcome.no_answer, [], "")
+    with patch("actions.knowledge.kb_log"), patch("actions.knowledge.lookup", return_value=nothing):
+        await ActionTicketProgress().run(dispatcher, stranger, {})
     assert dispatcher.messages[0]["response"] == "utter_no_tickets"
 
 
@@ -367,7 +452,9 @@ async def test_no_at_a_question_without_a_no_option_leaves_the_flow() -> None:
 
 async def test_an_impact_read_from_the_problem_is_shown_by_its_kind(tickets: TicketStore) -> None:
     text = "订单KF202611200002的笔记本屏幕有坏点，影响我上班用，我要换货"
-    dispatcher, _ = await confirm(text, "complain", spin_problem=text, spin_implication=text)
+    dispatcher, _ = await confirm(
+        text, "complain", spin_problem=text, spin_implication=text, spin_impacts=["business"]
+    )
     assert "影响：影响工作或学习" in dispatcher.messages[0]["summary"]
 
 

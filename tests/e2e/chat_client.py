@@ -24,3 +24,14 @@ class Chat:
     def say(self, text: str) -> str:
         """Sends `text` and returns the bot's texts joined by newlines."""
         return "\n".join(m.get("text", "") for m in self.send(text))
+
+    def say_all(self, text: str) -> str:
+        """Sends `text` and returns the bot's texts and button titles joined by newlines.
+
+        A knowledge-base question is answered, or (when the bot is not sure enough) offered
+        as buttons; either way the topic shows up here.
+        """
+        messages = self.send(text)
+        parts = [m.get("text", "") for m in messages]
+        parts += [b.get("title", "") for m in messages for b in m.get("buttons") or []]
+        return "\n".join(parts)

@@ -69,7 +69,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "complaint, every stage asked, replacement confirmed (en)": {
         "category": "complaint",
         "need_payoff": "replacement",
-        "order_number": "KF202611200008",
+        "order_number": "KF202611200009",
     },
     "urgent safety issue with details, email copy (en)": {
         "category": "urgent",
@@ -184,8 +184,8 @@ def test_ticket_with_tier_and_due_time_then_progress_in_a_new_session(
 ) -> None:
     chat = Chat(stack.rasa_url)
     before = datetime.now(UTC)
-    summary = chat.say("投诉！订单KF202611200004的手表充不进电，影响我上班，我要换货")
-    assert "需求确认函" in summary and "KF202611200004" in summary
+    summary = chat.say("投诉！订单KF202611200003的手表充不进电，影响我上班，我要换货")
+    assert "需求确认函" in summary and "KF202611200003" in summary
     assert chat.say("我的邮箱是zhang.wei@example.com").count("需求确认函") == 1
     opened = chat.say("对的")
     number = re.search(r"TK\d{12}", opened)

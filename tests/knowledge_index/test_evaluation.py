@@ -23,7 +23,9 @@ class _StubIndex:
         "qn2": [("b", 0.1)],  # unanswerable, not answered (right)
     }
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[dict[str, Any]]:
+    def search(
+        self, query: str, k: int = 5, mode: str = "hybrid", *, language: str | None = None
+    ) -> list[dict[str, Any]]:
         return [
             {"entry_id": entry, "confidence": confidence}
             for entry, confidence in self.rankings.get(query, [])
@@ -52,6 +54,16 @@ def test_metrics_on_a_hand_made_case() -> None:
 def test_unknown_expected_id_is_refused() -> None:
     with pytest.raises(ValueError, match="missing from the KB"):
         evaluate(_StubIndex(), [LabelledQuery("q", "zzz")], answer_threshold=0.5)  # type: ignore[arg-type]
+
+
+def test_query_language_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    lines = ['{"query": "a", "expected_id": null, "language": "en"}', '{"query": "b"}']
+    path.write_text("\n".join(lines), "utf-8")
+    assert [q.language for q in load_queries(path)] == ["en", None]
+    path.write_text('{"query": "a", "expected_id": null, "language": "fr"}\n', "utf-8")
+    with pytest.raises(QueryFileError, match="'language'"):
+        load_queries(path)
 
 
 def test_bad_query_file(tmp_path: Path) -> None:
@@ -85,6 +97,8 @@ def test_cli_eval_prints_one_json_object(
             "answer_rate",
             "answered_precision",
             "no_answer_recall",
+            "suggestion_rate",
+            "suggestion_hit_rate",
             "p50_ms",
             "p95_ms",
         }

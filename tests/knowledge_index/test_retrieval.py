@@ -18,7 +18,15 @@ from knowledge_index import (
     decide,
     load_entries,
 )
-from knowledge_index.fusion import COLUMN, EVIDENCE, FEATURES, MODE_FEATURES, candidate_features
+from knowledge_index.fusion import (
+    COLUMN,
+    CONTEXT,
+    EVIDENCE,
+    FEATURES,
+    MODE_FEATURES,
+    candidate_features,
+    with_fused,
+)
 
 
 @pytest.fixture
@@ -86,11 +94,12 @@ def test_hits_are_per_entry_and_well_formed(index: KnowledgeIndex) -> None:
 
 def test_confidence_is_monotone_in_evidence() -> None:
     rng = np.random.default_rng(0)
-    evidence = rng.uniform(0, 1, size=(300, len(EVIDENCE)))
+    evidence = rng.uniform(0, 1, size=(300, len(EVIDENCE) + len(CONTEXT)))
     labels = evidence[:, COLUMN["cosine"]] + 0.3 * rng.normal(size=300) > 0.6
     ranker = Ranker.fit([(evidence[i : i + 10], 0) for i in range(0, 300, 10)])
     assert all(w >= 0 for w in ranker.weights)
-    features = np.column_stack([evidence, ranker.scores(evidence), np.zeros(300)])
+    features = with_fused(evidence, ranker.scores(evidence))
+    assert features.shape[1] == len(FEATURES)
     for mode in MODES:
         calibrator = Calibrator.fit(mode, features, labels)
         assert all(w >= 0 for w in calibrator.weights)
@@ -108,13 +117,36 @@ def test_stronger_match_gets_higher_fused_confidence() -> None:
     ranker = Ranker.default()
     calibrator = Calibrator.default("hybrid")
     scores = ranker.scores(evidence)
-    confidence = calibrator.confidence(np.column_stack([evidence, scores, scores - scores[::-1]]))
+    confidence = calibrator.confidence(with_fused(evidence, scores))
     assert scores[0] > scores[1] and confidence[0] > confidence[1]
 
 
 def test_decision_bands(index: KnowledgeIndex) -> None:
     hits = index.search("运费怎么算", 5)
     assert decide(hits, 0.0, 0.0).band == "answer"
-    suggest = decide(hits, 1.01, 0.0, max_suggestions=3)
+    suggest = decide(hits, 1.01, 0.0, max_suggestions=3, suggest_mass=0.0)
     assert suggest.band == "suggest" and len(suggest.hits) == 3
     assert decide(hits, 1.01, 1.01).band == "none"
+
+
+def test_search_in_one_language_ranks_only_its_entries(index: KnowledgeIndex) -> None:
+    everything = index.search("How do I return an item?", 6)
+    assert {hit["language"] for hit in everything} == {"zh", "en"}
+    english = index.search("How do I return an item?", 6, language="en")
+    assert english[0]["entry_id"] == "returns-how-en"
+    assert {hit["language"] for hit in english} == {"en"}
+    chinese = index.search("退款多久能到账", 6, "lexical", language="zh")
+    assert chinese and all(hit["language"] == "zh" for hit in chinese)
+
+
+def test_training_rows_label_the_right_candidate(index: KnowledgeIndex) -> None:
+    rows = index.training_rows(
+        [("退款要几天才能到", "returns-refund-time"), ("火星天气", None)], top=3
+    )
+    assert set(rows) == set(MODES)
+    features, labels = rows["hybrid"][0]
+    assert features.shape == (len(labels), len(FEATURES)) and len(labels) <= 3
+    assert labels[0] and labels.sum() == 1
+    assert not any(labels.any() for _, labels in rows["hybrid"][1:])
+    with pytest.raises(ValueError, match="unknown entry"):
+        index.training_rows([("x", "no-such-entry")])

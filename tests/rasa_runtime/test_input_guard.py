@@ -26,3 +26,17 @@ def test_process_overrides_the_intent_only_for_unreadable_text() -> None:
     assert unreadable.get("intent") == {"name": "unreadable_input", "confidence": 1.0}
     assert readable.get("intent")["name"] == "greet"
     assert payload.get("intent")["name"] == "greet"
+
+
+@pytest.mark.parametrize("text", ["?", "？？", "。。。", "...", "？！", " ? "])
+def test_question_marks_and_dots_alone_get_their_own_intent(text: str) -> None:
+    message = Message(data={"text": text, "intent": {"name": "greet", "confidence": 0.9}})
+    InputGuard().process([message])
+    assert message.get("intent") == {"name": "punctuation", "confidence": 1.0}
+
+
+@pytest.mark.parametrize("text", ["😀", "!!!", "👍👍", "Привет"])
+def test_emoji_and_other_scripts_stay_unreadable(text: str) -> None:
+    message = Message(data={"text": text, "intent": {"name": "greet", "confidence": 0.9}})
+    InputGuard().process([message])
+    assert message.get("intent")["name"] == "unreadable_input"
