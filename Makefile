@@ -118,7 +118,7 @@ test: install lint validate test-unit train test-conversations test-e2e ## Every
 lint: install-app ## ruff and mypy
 	$(APP_VENV)/bin/ruff check .
 	$(APP_VENV)/bin/ruff format --check .
-	$(APP_VENV)/bin/mypy bot actions knowledge_index nlu_bench
+	$(APP_VENV)/bin/mypy bot actions knowledge_index nlu_bench kefu_shared
 
 validate: install-rasa install-app ## The service plan files, rasa data validate and Kefu's data checks (file:line + fix)
 	$(KEFU) service check
@@ -129,7 +129,7 @@ test-unit: install ## Unit tests of both runtimes
 	$(APP_PY) -m pytest -q tests/app tests/knowledge_index
 
 test-conversations: train ## The test conversations in tests/conversations via rasa test
-	$(RASA) test core --model $$($(APP_PY) -c 'from bot.settings import get_settings; from bot.training import model_path; print(model_path(get_settings()))') \
+	$(RASA) test core --model $$($(APP_PY) -c 'from bot.core.settings import get_settings; from bot.core.training import model_path; print(model_path(get_settings()))') \
 		--stories tests/conversations --out var/eval/conversations --fail-on-prediction-errors
 	@echo "All test conversations passed."
 

@@ -40,11 +40,12 @@ from actions.service_plan import (
     utc_now,
 )
 from actions.spin import CONTACT_TIME_SLOT, SPIN_SLOTS, customer_text, entity_value
-from bot.db import ComplaintGrade, ServiceRecord, Ticket, TicketStatus, UrgencyTier
+from bot.core.db import ComplaintGrade, ServiceRecord, Ticket, TicketStatus, UrgencyTier
+from bot.core.settings import get_settings
 from bot.handoff.policy import HandoffReason
-from bot.mailer import MailError, confirmation_letter, send_letter
-from bot.orders import InvalidOrderNumber, normalize_order_number
-from bot.service_policy import (
+from bot.service.mailer import MailError, confirmation_letter, send_letter
+from bot.service.orders import InvalidOrderNumber, normalize_order_number
+from bot.service.policy import (
     Classification,
     classify,
     confirmation_due_at,
@@ -52,8 +53,7 @@ from bot.service_policy import (
     format_due,
     read_special_requests,
 )
-from bot.service_record import RecordDraft
-from bot.settings import get_settings
+from bot.service.records import RecordDraft
 from bot.understanding import Reading
 
 logger = logging.getLogger(__name__)

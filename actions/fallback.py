@@ -15,7 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.knowledge import answer_from_kb
 from actions.service_plan import handoff_policy
-from bot.db import KbOutcome
+from bot.core.db import KbOutcome
 from bot.handoff.policy import HandoffReason
 
 FALLBACK_INTENT = "nlu_fallback"

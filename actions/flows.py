@@ -21,7 +21,7 @@ from actions.knowledge import answer_entry
 from actions.orders import order_number_attempt, order_store
 from actions.service_plan import flow_book, local_today
 from actions.spin import customer_text, entity_value, is_interruption
-from bot.flows import (
+from bot.flows.definitions import (
     Flow,
     FlowError,
     Outcome,
@@ -32,7 +32,7 @@ from bot.flows import (
     start,
     step_at,
 )
-from bot.orders import InvalidOrderNumber, normalize_order_number
+from bot.service.orders import InvalidOrderNumber, normalize_order_number
 
 REPLY_SLOT = "flow_reply"
 NODE_SLOT = "flow_node"

@@ -36,7 +36,8 @@ from actions.service_plan import (
     ticket_store,
     utc_now,
 )
-from bot.db import Handoff, MessageKind, Ticket, TicketStatus, make_engine
+from bot.core.db import Handoff, MessageKind, Ticket, TicketStatus, make_engine
+from bot.core.settings import get_settings
 from bot.handoff.packet import (
     CustomerProfile,
     EarlierTicket,
@@ -48,8 +49,7 @@ from bot.handoff.packet import (
 )
 from bot.handoff.policy import HandoffReason
 from bot.handoff.store import HandoffStore, NewMessage
-from bot.service_policy import format_due
-from bot.settings import get_settings
+from bot.service.policy import format_due
 
 REASON_SLOT = "handoff_reason"
 TICKET_SLOT = "handoff_ticket"

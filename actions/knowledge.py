@@ -15,10 +15,10 @@ from rasa_sdk.types import DomainDict
 
 from actions.needs import start_record_instead
 from actions.service_plan import sentence_encoder, service_policy
-from bot.db import KbFeedback, KbOutcome, make_engine
-from bot.kb_log import KbLog
-from bot.service_policy import read_product
-from bot.settings import get_settings
+from bot.core.db import KbFeedback, KbOutcome, make_engine
+from bot.core.settings import get_settings
+from bot.knowledge.query_log import KbLog
+from bot.service.policy import read_product
 from bot.understanding import looks_like_question, split_clauses
 from knowledge_index import Hit, KnowledgeBase, KnowledgeIndexError, KnowledgeSettings, decide
 

@@ -13,9 +13,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.needs import start_record_instead
-from bot.db import Order, make_engine
-from bot.orders import InvalidOrderNumber, OrderStore, normalize_order_number
-from bot.settings import get_settings
+from bot.core.db import Order, make_engine
+from bot.core.settings import get_settings
+from bot.service.orders import InvalidOrderNumber, OrderStore, normalize_order_number
 
 ORDER_NUMBER_SLOT = "order_number"
 ATTEMPTS_SLOT = "invalid_order_number_attempts"

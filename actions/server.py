@@ -21,7 +21,7 @@ from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
-from bot.handoff.masking import install_log_masking
+from kefu_shared.masking import install_log_masking
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def warm_knowledge_base() -> None:
     from actions.knowledge import knowledge_base
     from actions.needs import message_reader
     from actions.service_plan import flow_book, service_policy
-    from bot.flows import FlowError
-    from bot.service_policy import PolicyError
+    from bot.flows.definitions import FlowError
+    from bot.service.policy import PolicyError
     from bot.understanding import UnderstandingError
     from knowledge_index import KnowledgeIndexError
 

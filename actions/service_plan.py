@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
-from bot.db import make_engine
-from bot.flows import FlowBook, load_flows
+from bot.core.db import make_engine
+from bot.core.settings import get_settings
+from bot.flows.definitions import FlowBook, load_flows
 from bot.handoff.policy import HandoffPolicy, load_handoff_policy
-from bot.service_policy import ServicePolicy, load_policy
-from bot.settings import get_settings
-from bot.tickets import TicketStore
+from bot.service.policy import ServicePolicy, load_policy
+from bot.service.tickets import TicketStore
 from knowledge_index import Encoder, KnowledgeSettings, load_encoder
 
 SKIPPED = "-"

@@ -27,8 +27,8 @@ from rasa_sdk.types import DomainDict
 from actions.needs import need_hints, read_message
 from actions.orders import ATTEMPTS_SLOT, order_number_attempt, order_store
 from actions.service_plan import SKIPPED, local_today, service_policy
-from bot.orders import InvalidOrderNumber, normalize_order_number
-from bot.service_policy import (
+from bot.service.orders import InvalidOrderNumber, normalize_order_number
+from bot.service.policy import (
     FutureDate,
     is_generic_request,
     product_kind,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bot.handoff.masking import mask_personal_data
+from kefu_shared.masking import mask_personal_data
 
 __all__ = ["mask_personal_data", "mask_user_id"]
 

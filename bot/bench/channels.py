@@ -55,12 +55,12 @@ from urllib.parse import quote
 import httpx
 
 from bot.bench.common import BenchReport, percentile, scratch_settings
-from bot.db import make_engine, upgrade
-from bot.knowledge import ensure_index
-from bot.orders import seed_demo_orders
-from bot.services import ServiceGroup, kefu_services
-from bot.settings import Settings
-from bot.training import ensure_model
+from bot.core.db import make_engine, upgrade
+from bot.core.processes import ServiceGroup, kefu_services
+from bot.core.settings import Settings
+from bot.core.training import ensure_model
+from bot.knowledge.index import ensure_index
+from bot.service.orders import seed_demo_orders
 
 if TYPE_CHECKING:
     from fakes.telegram_api import FakeTelegramAPI

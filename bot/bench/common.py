@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from nlu_bench.metrics import percentile
 
 __all__ = ["BenchReport", "free_port", "percentile", "scratch_settings"]

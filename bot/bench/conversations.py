@@ -20,13 +20,13 @@ from bot.conversation_eval.dataset import SET_DIR, Conversation, Split, load_spl
 from bot.conversation_eval.judge import RecordLike
 from bot.conversation_eval.replay import ConversationRun, RecordReader, replay
 from bot.conversation_eval.report import Summary, summarise
-from bot.db import ServiceRecord, make_engine, upgrade
-from bot.knowledge import ensure_index
-from bot.orders import seed_demo_orders
-from bot.service_policy import load_policy
-from bot.services import ServiceGroup, kefu_services
-from bot.settings import Settings
-from bot.training import ensure_model
+from bot.core.db import ServiceRecord, make_engine, upgrade
+from bot.core.processes import ServiceGroup, kefu_services
+from bot.core.settings import Settings
+from bot.core.training import ensure_model
+from bot.knowledge.index import ensure_index
+from bot.service.orders import seed_demo_orders
+from bot.service.policy import load_policy
 
 
 def subset(conversations: Sequence[Conversation], every: int) -> list[Conversation]:

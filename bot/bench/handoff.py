@@ -30,14 +30,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
+from bot.accounts import AgentStore
 from bot.bench.common import BenchReport, percentile, scratch_settings
-from bot.db import AgentRole, make_engine, upgrade
-from bot.desk import AgentStore
-from bot.knowledge import ensure_index
-from bot.orders import seed_demo_orders
-from bot.services import ServiceGroup, kefu_services
-from bot.settings import Settings
-from bot.training import ensure_model
+from bot.core.db import AgentRole, make_engine, upgrade
+from bot.core.processes import ServiceGroup, kefu_services
+from bot.core.settings import Settings
+from bot.core.training import ensure_model
+from bot.knowledge.index import ensure_index
+from bot.service.orders import seed_demo_orders
 from bot.web.routes.desk import SESSION_COOKIE
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ SETUP_TIMEOUT = 60.0
 HANDOFF_REPLY = "转接人工客服"
 """Part of the bot's answer once the handoff is made (utter_handoff_* in domain.yml)."""
 CLAIMED_NOTICE = "已接入"
-"""Part of the notice the customer gets when the agent claims (bot/handoff/desk.py)."""
+"""Part of the notice the customer gets when the agent claims (bot/handoff/service.py)."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.bench.common import BenchReport, percentile
-from bot.settings import PROJECT_ROOT, Settings
+from bot.core.settings import PROJECT_ROOT, Settings
 from knowledge_index import (
     Encoder,
     KnowledgeEntry,

@@ -21,8 +21,8 @@ import yaml
 
 from bot.bench.common import BenchReport
 from bot.bench.kb import DATASETS
-from bot.nlu_cli import DEFAULT_CONFIG, NluBenchError, run_nlu_bench
-from bot.settings import PROJECT_ROOT, Settings
+from bot.cli.nlu import DEFAULT_CONFIG, NluBenchError, run_nlu_bench
+from bot.core.settings import PROJECT_ROOT, Settings
 from knowledge_index import Encoder, KnowledgeSettings, load_encoder
 from nlu_bench.datasets import DatasetError, Example, held_out_split, read_examples, write_jsonl
 from nlu_bench.metrics import scores

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from bot.conversation_eval.behaviours import is_known
-from bot.data_file import Problem, load_data_file
-from bot.settings import PROJECT_ROOT
+from bot.core.data_file import Problem, load_data_file
+from bot.core.settings import PROJECT_ROOT
 
 SET_DIR = PROJECT_ROOT / "tests" / "customer_conversations"
 """Where the set lives: `dev/` and `test/` folders of YAML files."""

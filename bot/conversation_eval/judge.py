@@ -52,7 +52,7 @@ ACKNOWLEDGEMENTS = frozenset({"complaint_ack", "urgent_ack"})
 
 
 class RecordLike(Protocol):
-    """The fields of a stored service record the judge reads (`bot.db.ServiceRecord`)."""
+    """The fields of a stored service record the judge reads (`bot.core.db.ServiceRecord`)."""
 
     category: str
     order_number: str | None

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from bot.editor.files import replace_text
-from bot.settings import PROJECT_ROOT
+from bot.core.files import replace_text
+from bot.core.settings import PROJECT_ROOT
 from knowledge_index import KnowledgeEntry, SourceError, load_entries
 from knowledge_index.sources import guess_language, source_files
 

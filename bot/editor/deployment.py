@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import httpx
 
+from bot.core.files import replace_text
+from bot.core.settings import Settings
 from bot.editor.evaluation import EVALUATION_FILE, Evaluation, load_evaluation
-from bot.editor.files import replace_text
-from bot.knowledge import knowledge_settings
-from bot.settings import Settings
+from bot.knowledge.index import knowledge_settings
 
 DEPLOYMENTS_FILE = "deployments.json"
 LOAD_TIMEOUT_S = 600.0

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.bench.nlu import read_rasa_nlu
-from bot.evaluation import IntentScores
-from bot.knowledge import knowledge_settings
-from bot.nlu_cli import NluBenchError, run_nlu_bench
-from bot.settings import PROJECT_ROOT, Settings
+from bot.cli.nlu import NluBenchError, run_nlu_bench
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.editor.cross_validation import IntentScores
+from bot.knowledge.index import knowledge_settings
 from nlu_bench.datasets import Example, write_jsonl
 
 HELD_OUT_FRACTION = 0.2

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.core.settings import Settings
 from bot.editor.evaluation import Evaluation
-from bot.settings import Settings
 
 VERDICT_FILE = "gate.json"
 

@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import CursorResult, Engine, select, update
 
-from bot.db import (
+from bot.core.db import (
     Handoff,
     HandoffMessage,
     KbFeedback,
@@ -39,9 +39,9 @@ from bot.db import (
     ReviewStatus,
     session_factory,
 )
+from bot.core.settings import Settings
 from bot.editor import data_writer
 from bot.editor.data_writer import DOMAIN_PATH, NewEntry, WriteResult
-from bot.settings import Settings
 from knowledge_index import Encoder, KnowledgeEntry, KnowledgeSettings, load_encoder
 from knowledge_index.encoders import Vectors
 from knowledge_index.sources import guess_language

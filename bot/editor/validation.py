@@ -35,7 +35,7 @@ import yaml
 from numpy.typing import NDArray
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.settings import PROJECT_ROOT, Settings
+from bot.core.settings import PROJECT_ROOT, Settings
 from knowledge_index import (
     Encoder,
     EncoderError,
@@ -999,7 +999,7 @@ def run_rasa_validate(
     timeout: float = RASA_TIMEOUT_SECONDS,
 ) -> list[Finding]:
     """Runs `rasa data validate`; one error pointing at its log when it fails."""
-    from bot.training import rasa_process_environment
+    from bot.core.training import rasa_process_environment
 
     log_path = log_path or settings.var_dir / "logs" / "validate.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.db import Handoff, HandoffMessage, MessageKind, make_engine
+from bot.core.db import Handoff, HandoffMessage, MessageKind, make_engine
 from bot.handoff.store import HandoffStore, NewMessage
 
 logger = logging.getLogger(__name__)

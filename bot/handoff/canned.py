@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import AfterValidator, StringConstraints, field_validator
 
-from bot.data_file import Loc, Problem, load_data_file
-from bot.service_policy import _normalise, _Section
-from bot.settings import PROJECT_ROOT
+from bot.core.data_file import Loc, Problem, load_data_file
+from bot.core.settings import PROJECT_ROOT
+from bot.service.policy import _normalise, _Section
 
 LEVELS: tuple[str, ...] = ("basic", "advanced", "special")
 """The levels of the library, in the order the desk shows them."""

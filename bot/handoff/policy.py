@@ -1,7 +1,7 @@
 """The handoff policy: when the bot hands a conversation to a person, and reading negative words.
 
 Non-programmers edit `data/service/handoff.yml`; `load_handoff_policy` validates it and names
-every mistake as `file:line: place: message` (read by `bot.data_file`). `is_negative` and
+every mistake as `file:line: place: message` (read by `bot.core.data_file`). `is_negative` and
 `negative_streak` are pure functions of a loaded policy: callers load it once and pass it in.
 """
 
@@ -17,15 +17,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from bot.data_file import Loc, Problem, load_data_file, place_text
-from bot.service_policy import (
+from bot.core.data_file import Loc, Problem, load_data_file, place_text
+from bot.core.settings import PROJECT_ROOT
+from bot.service.policy import (
     Keywords,
     KeywordText,
     Name,
     _normalise,
     _Section,
 )
-from bot.settings import PROJECT_ROOT
 
 
 class HandoffPolicyError(ValueError):

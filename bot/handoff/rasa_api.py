@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 
 class RasaApiError(RuntimeError):

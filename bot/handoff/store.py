@@ -2,7 +2,7 @@
 
 Blocking SQLAlchemy: async callers use threads (`asyncio.to_thread`). A conversation has at
 most one open (queued or active) handoff. Ticket status changes go through
-`bot.tickets.TicketStore`, so the ticket's history records who did what.
+`bot.service.tickets.TicketStore`, so the ticket's history records who did what.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db import (
+from bot.core.db import (
     OPEN_HANDOFF_STATUSES,
     Agent,
     BrokerOffset,
@@ -29,7 +29,7 @@ from bot.db import (
     TicketStatus,
     session_factory,
 )
-from bot.tickets import InvalidTransition, TicketStore
+from bot.service.tickets import InvalidTransition, TicketStore
 
 MAX_TEXT = 2000
 """The longest agent message or note, in characters."""

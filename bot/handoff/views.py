@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.db import Handoff, HandoffMessage
+from bot.core.db import Handoff, HandoffMessage
 from bot.handoff.policy import reason_label
 
 

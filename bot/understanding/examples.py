@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bot.data_file import Problem, load_data_file
-from bot.settings import PROJECT_ROOT
+from bot.core.data_file import Problem, load_data_file
+from bot.core.settings import PROJECT_ROOT
 
 Example = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Examples = tuple[Example, ...]

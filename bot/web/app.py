@@ -11,10 +11,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import RequestResponseEndpoint
 
-from bot.handoff.desk import DeskService
-from bot.handoff.masking import install_log_masking
-from bot.settings import Settings, get_settings
-from bot.web.routes import chat, desk, desk_api, desk_review, health
+from bot.core.settings import Settings, get_settings
+from bot.handoff.service import DeskService
+from bot.web.routes import chat, desk, handoffs, health, review
+from kefu_shared.masking import install_log_masking
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(desk.router)
-    app.include_router(desk_api.router)
-    app.include_router(desk_review.router)
+    app.include_router(handoffs.router)
+    app.include_router(review.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

@@ -10,8 +10,8 @@ import pytest
 from rasa_sdk import Tracker
 from sqlalchemy import Engine
 
-from bot.db import make_engine, upgrade
-from bot.orders import seed_demo_orders
+from bot.core.db import make_engine, upgrade
+from bot.service.orders import seed_demo_orders
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main as cli
+from bot.cli.main import main as cli
+from bot.core.settings import PROJECT_ROOT
 from bot.handoff.canned import (
     LEVELS,
     TEXT_MAX_CHARS,
@@ -22,7 +23,6 @@ from bot.handoff.canned import (
     load_canned_replies,
     search,
 )
-from bot.settings import PROJECT_ROOT
 
 # A small library; the line numbers in the error tests below refer to it.
 BASE = """\

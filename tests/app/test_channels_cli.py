@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.channels_cli import channel_status, channels
-from bot.settings import Settings, get_settings
+from bot.cli.channels import channel_status, channels
+from bot.core.settings import Settings, get_settings
 from connectors.channel_state import open_channel_state
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bot.db import Base, make_engine, upgrade
+from bot.core.db import Base, make_engine, upgrade
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:

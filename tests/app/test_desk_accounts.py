@@ -12,9 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from bot.cli import main
-from bot.db import Agent, AgentRole, DeskSession, LoginAttempt
-from bot.desk import (
+from bot.accounts import (
     DEMO_AGENT_USERNAME,
     DEMO_EDITOR_USERNAME,
     AccountError,
@@ -24,7 +22,9 @@ from bot.desk import (
     seed_demo_agent,
     seed_demo_editor,
 )
-from bot.settings import Settings
+from bot.cli.main import main
+from bot.core.db import Agent, AgentRole, DeskSession, LoginAttempt
+from bot.core.settings import Settings
 
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -197,7 +197,7 @@ def test_production_has_no_published_demo_password() -> None:
 
 @pytest.fixture
 def cli_store(agents: AgentStore) -> Iterator[AgentStore]:
-    with patch("bot.desk_cli._store", return_value=agents):
+    with patch("bot.cli.agents._store", return_value=agents):
         yield agents
 
 

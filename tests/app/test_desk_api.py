@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from bot.db import AgentRole, TicketStatus, make_engine, upgrade
-from bot.desk import AgentStore
-from bot.handoff.desk import DeskService
+from bot.accounts import AgentStore
+from bot.core.db import AgentRole, TicketStatus, make_engine, upgrade
+from bot.core.settings import Settings
+from bot.handoff.service import DeskService
 from bot.handoff.store import HandoffStore
-from bot.service_record import RecordDraft
-from bot.settings import Settings
+from bot.service.records import RecordDraft
 from bot.web import create_app
 
 PASSWORD = "correct horse battery"

@@ -10,9 +10,9 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from bot.db import Agent, AgentRole, DeskSession, make_engine, upgrade
-from bot.desk import AgentStore
-from bot.settings import Settings
+from bot.accounts import AgentStore
+from bot.core.db import Agent, AgentRole, DeskSession, make_engine, upgrade
+from bot.core.settings import Settings
 from bot.web import create_app
 from bot.web.routes.desk import require_agent, require_csrf
 

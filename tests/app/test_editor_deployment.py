@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.core.training import prune_models
 from bot.editor.deployment import (
     Deployment,
     DeploymentError,
@@ -24,8 +26,6 @@ from bot.editor.deployment import (
     rollback,
     stage_index,
 )
-from bot.settings import PROJECT_ROOT, Settings
-from bot.training import prune_models
 from knowledge_index import ArtifactError, activate, current_version
 
 

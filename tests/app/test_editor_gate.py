@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.editor.cross_validation import IntentScores
 from bot.editor.evaluation import (
     Evaluation,
     Miss,
@@ -21,8 +23,6 @@ from bot.editor.evaluation import (
     write_report,
 )
 from bot.editor.gate import judge, passed_gate, save_verdict
-from bot.evaluation import IntentScores
-from bot.settings import PROJECT_ROOT, Settings
 
 
 def make_evaluation(key: str, f1: dict[str, float]) -> Evaluation:
@@ -189,9 +189,9 @@ def test_the_gate_refuses_a_damaged_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Real training twice: the demo data (baseline, deployed) and a damaged copy."""
+    from bot.cli.editor import gate_command
+    from bot.core.settings import get_settings
     from bot.editor.deployment import Deployment, DeploymentLog
-    from bot.editor_cli import gate_command
-    from bot.settings import get_settings
 
     data = tmp_path / "data"
     shutil.copytree(PROJECT_ROOT / "data", data)
@@ -222,7 +222,7 @@ def test_the_gate_refuses_a_damaged_dataset(
 
 def _run_cli(command: object, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Result:
     """Runs a `kefu` command with settings read from `env`."""
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -236,7 +236,7 @@ def _run_cli(command: object, env: dict[str, str], monkeypatch: pytest.MonkeyPat
 def test_evaluate_refuses_broken_yaml_naming_file_and_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.editor_cli import evaluate_command
+    from bot.cli.editor import evaluate_command
 
     data = tmp_path / "data"
     shutil.copytree(PROJECT_ROOT / "data", data)
@@ -252,7 +252,7 @@ def test_deploy_says_so_when_the_bot_is_not_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.bench.common import free_port
-    from bot.editor_cli import deploy_command
+    from bot.cli.editor import deploy_command
 
     env = {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_RASA_PORT": str(free_port())}
     result = _run_cli(deploy_command, env, monkeypatch)

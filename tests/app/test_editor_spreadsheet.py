@@ -16,6 +16,8 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.bench.nlu import read_rasa_nlu, strip_entities
+from bot.cli.sheet import sheet
+from bot.core.settings import PROJECT_ROOT, Settings
 from bot.editor.spreadsheet import (
     KNOWLEDGE_COLUMNS,
     NLU_COLUMNS,
@@ -23,8 +25,6 @@ from bot.editor.spreadsheet import (
     export_workbook,
     import_workbook,
 )
-from bot.settings import PROJECT_ROOT, Settings
-from bot.sheet_cli import sheet
 from knowledge_index import KnowledgeEntry, load_entries
 
 REAL_DATA = PROJECT_ROOT / "data"
@@ -715,7 +715,7 @@ def cli(settings: Settings) -> Iterator[Callable[..., tuple[int, str, str]]]:
         result = CliRunner().invoke(sheet, list(args))
         return result.exit_code, result.stdout, result.stderr
 
-    with patch("bot.sheet_cli.get_settings", return_value=settings):
+    with patch("bot.cli.sheet.get_settings", return_value=settings):
         yield run
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bot.cli.validate import validate
+from bot.core.settings import PROJECT_ROOT, Settings, get_settings
 from bot.editor.validation import (
     Finding,
     check_dialogue,
@@ -24,8 +26,6 @@ from bot.editor.validation import (
     summary,
     validate_project,
 )
-from bot.settings import PROJECT_ROOT, Settings, get_settings
-from bot.validate_cli import validate
 from knowledge_index import HashingEncoder
 
 

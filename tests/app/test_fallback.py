@@ -13,7 +13,7 @@ from actions.fallback import (
     suggestion_buttons,
 )
 from actions.knowledge import KbResult
-from bot.db import KbOutcome
+from bot.core.db import KbOutcome
 from tests.app.conftest import make_tracker, user_event
 
 NO_ANSWER = SlotSet("kb_outcome", "no_answer")

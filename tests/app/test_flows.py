@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.db import Order, OrderStatus
-from bot.flows import (
+from bot.core.db import Order, OrderStatus
+from bot.core.settings import PROJECT_ROOT
+from bot.flows.definitions import (
     FACT_NAMES,
     Advance,
     AskNode,
@@ -32,8 +33,7 @@ from bot.flows import (
     start,
     step_at,
 )
-from bot.orders import demo_orders
-from bot.settings import PROJECT_ROOT
+from bot.service.orders import demo_orders
 from knowledge_index.sources import load_entries
 
 TODAY = date(2026, 11, 20)

@@ -22,14 +22,14 @@ from actions.handoff import (
     read_score,
     suggested_next_step,
 )
-from bot.db import AgentRole, HandoffStatus, MessageKind, TicketStatus, make_engine
-from bot.desk import AgentStore
+from bot.accounts import AgentStore
+from bot.core.db import AgentRole, HandoffStatus, MessageKind, TicketStatus, make_engine
 from bot.handoff.broker import HandoffConsumer, SqlEventSource
 from bot.handoff.packet import SCHEMA_PATH, HandoffPacket, packet_schema
 from bot.handoff.policy import HandoffReason
 from bot.handoff.store import HandoffConflict, HandoffError, HandoffStore, NewMessage
-from bot.orders import OrderStore
-from bot.tickets import TicketStore
+from bot.service.orders import OrderStore
+from bot.service.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
 NOW = datetime.now(UTC).timestamp()
@@ -299,7 +299,7 @@ def test_the_committed_schema_matches_the_packet_model() -> None:
 
 def _open(engine: Engine) -> tuple[HandoffStore, int]:
     """A queued handoff of conversation c1 with a pending_agent ticket."""
-    from bot.service_record import RecordDraft
+    from bot.service.records import RecordDraft
 
     handoffs = HandoffStore(engine)
     now = datetime.now(UTC)

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bot.cli import main as cli
+from bot.cli.main import main as cli
+from bot.core.settings import PROJECT_ROOT
 from bot.handoff.policy import (
     HandoffPolicy,
     HandoffPolicyError,
@@ -19,7 +20,6 @@ from bot.handoff.policy import (
     negative_streak,
     reason_label,
 )
-from bot.settings import PROJECT_ROOT
 
 # A small policy; the line numbers in the error tests below refer to it.
 BASE = """\

@@ -1,7 +1,7 @@
 from sqlalchemy import Engine
 
-from bot.db import KbFeedback, KbOutcome
-from bot.kb_log import KbLog
+from bot.core.db import KbFeedback, KbOutcome
+from bot.knowledge.query_log import KbLog
 
 
 def record(log: KbLog, sender: str, outcome: KbOutcome, query: str = "q") -> int:

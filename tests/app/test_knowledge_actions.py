@@ -12,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import Engine
 
 from actions.knowledge import ActionAnswerFromKb, ActionKbFeedback, KbResult, lookup
-from bot.db import KbFeedback, KbOutcome
-from bot.kb_log import KbLog
+from bot.core.db import KbFeedback, KbOutcome
+from bot.knowledge.query_log import KbLog
 from knowledge_index import HashingEncoder, KnowledgeBase, KnowledgeSettings, build
 from tests.app.conftest import make_tracker, user_event
 

@@ -9,16 +9,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from bot.db import ServiceRecord, Ticket
-from bot.mailer import (
+from bot.core.db import ServiceRecord, Ticket
+from bot.core.settings import Settings
+from bot.service.mailer import (
     ConfirmationLetter,
     MailError,
     confirmation_letter,
     is_valid_email,
     send_letter,
 )
-from bot.settings import Settings
-from bot.tickets import TicketStore
+from bot.service.tickets import TicketStore
 from tests.app.test_tickets import NOW, draft
 
 DUE_ZH = "2026年11月23日 17:30 前"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from bot.handoff.masking import (
+from kefu_shared.masking import (
     DEFAULT_LOGGERS,
     PersonalDataFilter,
     install_log_masking,

@@ -23,9 +23,9 @@ from bot.bench.nlu import (
     strip_entities,
     table,
 )
-from bot.cli import main
-from bot.nlu_cli import NluBenchError, run_nlu_bench
-from bot.settings import PROJECT_ROOT, Settings, get_settings
+from bot.cli.main import main
+from bot.cli.nlu import NluBenchError, run_nlu_bench
+from bot.core.settings import PROJECT_ROOT, Settings, get_settings
 
 FAKE_PYTHON = f"""#!{sys.executable}
 import json, os, sys

@@ -10,7 +10,7 @@ from actions.orders import (
     ValidateOrderStatusForm,
     order_number_attempt,
 )
-from bot.orders import InvalidOrderNumber, OrderStore, normalize_order_number
+from bot.service.orders import InvalidOrderNumber, OrderStore, normalize_order_number
 from tests.app.conftest import make_tracker
 
 

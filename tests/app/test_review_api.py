@@ -13,11 +13,11 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot.db import AgentRole, ReviewStatus, make_engine, upgrade
-from bot.desk import AgentStore
+from bot.accounts import AgentStore
+from bot.core.db import AgentRole, ReviewStatus, make_engine, upgrade
+from bot.core.settings import Settings
 from bot.editor.review import ReviewQueue
-from bot.handoff.desk import DeskService
-from bot.settings import Settings
+from bot.handoff.service import DeskService
 from bot.web import create_app
 from knowledge_index import load_entries
 from tests.app.test_desk_api import PASSWORD, RecordingRasa

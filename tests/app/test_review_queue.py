@@ -21,7 +21,8 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from bot.db import (
+from bot.cli.review import review
+from bot.core.db import (
     KbFeedback,
     KbOutcome,
     MessageKind,
@@ -31,6 +32,7 @@ from bot.db import (
     TicketStatus,
     session_factory,
 )
+from bot.core.settings import PROJECT_ROOT, Settings
 from bot.editor import data_writer
 from bot.editor.data_writer import ValidationFailed
 from bot.editor.review import (
@@ -43,10 +45,8 @@ from bot.editor.review import (
     is_trivial,
 )
 from bot.handoff.store import HandoffStore, NewMessage
-from bot.kb_log import KbLog
-from bot.review_cli import review
-from bot.service_record import RecordDraft
-from bot.settings import PROJECT_ROOT, Settings
+from bot.knowledge.query_log import KbLog
+from bot.service.records import RecordDraft
 from knowledge_index import load_entries
 
 PROJECT_DATA = PROJECT_ROOT / "data"

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bot.cli import main as cli
-from bot.service_policy import (
+from bot.cli.main import main as cli
+from bot.core.settings import PROJECT_ROOT
+from bot.service.policy import (
     Classification,
     ComplaintGrade,
     FutureDate,
@@ -38,7 +39,6 @@ from bot.service_policy import (
     read_since,
     read_special_requests,
 )
-from bot.settings import PROJECT_ROOT
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 11, 22)  # a Sunday

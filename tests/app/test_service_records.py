@@ -8,23 +8,23 @@ from alembic.config import Config
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session
 
-from bot.db import ServiceRecord, UrgencyTier, make_engine, upgrade
-from bot.db.engine import MIGRATIONS_DIR
-from bot.service_record import (
+from bot.core.db import ServiceRecord, UrgencyTier, make_engine, upgrade
+from bot.core.db.engine import MIGRATIONS_DIR
+from bot.service.records import (
     REQUIRED_FIELDS,
     SPIN_FIELDS,
     RecordDraft,
     completeness,
     missing_fields,
 )
-from bot.tickets import RecordNotFound, TicketError, TicketStore
+from bot.service.tickets import RecordNotFound, TicketError, TicketStore
 from tests.app.test_tickets import NOW, draft
 
 NEW_TABLES = {"service_records", "tickets", "ticket_events"}
 
 
 def alembic_config(url: str) -> Config:
-    """The configuration `bot.db.engine.upgrade` uses."""
+    """The configuration `bot.core.db.engine.upgrade` uses."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

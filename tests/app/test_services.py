@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.bench.common import free_port
-from bot.services import Service, ServiceError, ServiceGroup
-from bot.settings import Settings
+from bot.core.processes import Service, ServiceError, ServiceGroup
+from bot.core.settings import Settings
 
 
 def http_server(name: str, port: int) -> Service:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import LOCAL_RASA_TOKEN, Settings
+from bot.core.settings import LOCAL_RASA_TOKEN, Settings
 
 
 def test_local_defaults_live_under_var(tmp_path: Path) -> None:

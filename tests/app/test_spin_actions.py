@@ -25,9 +25,9 @@ from actions.knowledge import ActionKbFeedback, KbResult
 from actions.service_plan import SKIPPED
 from actions.spin import ValidateSpinForm, read_spin_turn
 from actions.tickets import ActionTicketProgress
-from bot.db import KbOutcome, TicketStatus
-from bot.orders import OrderStore, demo_orders
-from bot.tickets import TicketStore
+from bot.core.db import KbOutcome, TicketStatus
+from bot.service.orders import OrderStore, demo_orders
+from bot.service.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
 TODAY = date(2026, 11, 22)

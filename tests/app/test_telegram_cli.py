@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.cli import main
-from bot.settings import get_settings
+from bot.cli.main import main
+from bot.core.settings import get_settings
 from fakes.telegram_api import FakeTelegramAPI
 from fakes.telegram_user import telegram_update
 

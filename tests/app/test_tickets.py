@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from bot.db import (
+from bot.core.db import (
     Base,
     ComplaintGrade,
     Ticket,
@@ -21,8 +21,8 @@ from bot.db import (
     make_engine,
     upgrade,
 )
-from bot.service_record import RecordDraft
-from bot.tickets import (
+from bot.service.records import RecordDraft
+from bot.service.tickets import (
     ALLOWED_TRANSITIONS,
     InvalidTransition,
     RecordNotFound,

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from bot.cli import main
-from bot.db import TicketStatus
-from bot.tickets import TicketStore
+from bot.cli.main import main
+from bot.core.db import TicketStatus
+from bot.service.tickets import TicketStore
 from tests.app.test_tickets import NOW, draft
 
 
@@ -20,7 +20,7 @@ from tests.app.test_tickets import NOW, draft
 def store(engine: Engine) -> Iterator[TicketStore]:
     """A ticket store the commands use instead of the configured database."""
     tickets = TicketStore(engine)
-    with patch("bot.tickets_cli._store", return_value=tickets):
+    with patch("bot.cli.tickets._store", return_value=tickets):
         yield tickets
 
 

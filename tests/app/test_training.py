@@ -1,8 +1,8 @@
 import shutil
 from pathlib import Path
 
-from bot.settings import PROJECT_ROOT, Settings
-from bot.training import MODEL_INPUTS, fingerprint, model_path, prune_models
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.core.training import MODEL_INPUTS, fingerprint, model_path, prune_models
 
 
 def copy_inputs(target: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.service_policy import READER_IMPACTS
+from bot.service.policy import READER_IMPACTS
 from bot.understanding import (
     Reader,
     UnderstandingError,

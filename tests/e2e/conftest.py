@@ -15,12 +15,12 @@ from aiosmtpd.smtp import Envelope
 from playwright.sync_api import Browser, sync_playwright
 
 from bot.bench.common import free_port
-from bot.db import make_engine, upgrade
-from bot.knowledge import ensure_index
-from bot.orders import seed_demo_orders
-from bot.services import ServiceError, ServiceGroup, kefu_services
-from bot.settings import Settings, get_settings
-from bot.training import ensure_model
+from bot.core.db import make_engine, upgrade
+from bot.core.processes import ServiceError, ServiceGroup, kefu_services
+from bot.core.settings import Settings, get_settings
+from bot.core.training import ensure_model
+from bot.knowledge.index import ensure_index
+from bot.service.orders import seed_demo_orders
 from fakes.telegram_api import FakeTelegramAPI
 from fakes.wechat_api import FakeWeChatAPI
 

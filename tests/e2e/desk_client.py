@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from bot.db import AgentRole, Handoff, make_engine
-from bot.desk import AgentStore
+from bot.accounts import AgentStore
+from bot.core.db import AgentRole, Handoff, make_engine
+from bot.core.settings import Settings
 from bot.handoff.store import HandoffStore
-from bot.settings import Settings
 
 
 def ensure_agent(stack: Settings, username: str, display_name: str, password: str) -> str:

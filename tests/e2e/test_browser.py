@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

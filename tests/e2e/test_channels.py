@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.services import ServiceGroup
-from bot.settings import Settings
+from bot.core.processes import ServiceGroup
+from bot.core.settings import Settings
 from fakes.telegram_api import FakeTelegramAPI
 from fakes.telegram_user import telegram_update
 from fakes.wechat_api import FakeWeChatAPI

@@ -17,7 +17,7 @@ from bot.bench.conversations import replay_on, subset
 from bot.conversation_eval.dataset import load_split
 from bot.conversation_eval.judge import TurnResult, Verdict
 from bot.conversation_eval.report import TARGETS, summarise, table
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 EVERY = 3
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import yaml
 
+from bot.core.settings import Settings
 from bot.editor.deployment import DeploymentError, DeploymentLog, deploy, rasa_status, rollback
-from bot.knowledge import knowledge_settings
-from bot.settings import Settings
+from bot.knowledge.index import knowledge_settings
 from knowledge_index import build, current_version
 from tests.e2e.chat_client import Chat
 
@@ -82,8 +82,8 @@ class LoadTest:
 @pytest.fixture(scope="module")
 def models(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     """Two copies of the stack's model under different names (a real swap each time)."""
-    from bot.settings import get_settings
-    from bot.training import model_path
+    from bot.core.settings import get_settings
+    from bot.core.training import model_path
 
     stack.models_dir.mkdir(parents=True, exist_ok=True)
     copies = [stack.models_dir / f"kefu-deploy-{name}.tar.gz" for name in ("a", "b")]

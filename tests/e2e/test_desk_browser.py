@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bot.db import AgentRole, make_engine
-from bot.desk import AgentStore
-from bot.settings import Settings
+from bot.accounts import AgentStore
+from bot.core.db import AgentRole, make_engine
+from bot.core.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -20,10 +20,10 @@ import pytest
 import socketio
 from playwright.sync_api import Browser, Page, expect
 
-from bot.db import Handoff, HandoffStatus, make_engine
+from bot.core.db import Handoff, HandoffStatus, make_engine
+from bot.core.processes import ServiceGroup
+from bot.core.settings import Settings
 from bot.handoff.store import HandoffStore
-from bot.services import ServiceGroup
-from bot.settings import Settings
 from tests.e2e.chat_client import Chat
 from tests.e2e.desk_client import DeskClient, ensure_agent, open_handoff_with
 

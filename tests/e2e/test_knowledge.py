@@ -11,9 +11,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.db import KbFeedback, KbOutcome, KbQuery, make_engine, session_factory
-from bot.knowledge import knowledge_settings
-from bot.settings import Settings
+from bot.core.db import KbFeedback, KbOutcome, KbQuery, make_engine, session_factory
+from bot.core.settings import Settings
+from bot.knowledge.index import knowledge_settings
 from knowledge_index import build
 from tests.e2e.chat_client import Chat
 
@@ -104,7 +104,7 @@ def test_self_service_report(stack: Settings) -> None:
     import subprocess
 
     output = subprocess.run(
-        [str(stack.app_python), "-m", "bot.cli", "kb", "report"],
+        [str(stack.app_python), "-m", "bot.cli.main", "kb", "report"],
         env={**stack.as_environment(), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ import sqlite3
 import httpx
 import pytest
 
-from bot.services import ServiceGroup
-from bot.settings import Settings
+from bot.core.processes import ServiceGroup
+from bot.core.settings import Settings
 from tests.e2e.chat_client import Chat
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from bot.bench.conversations import replay_on
 from bot.conversation_eval.behaviours import FORM_START
 from bot.conversation_eval.dataset import load_split
 from bot.conversation_eval.judge import TurnResult, Verdict
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 
 @dataclass(frozen=True)

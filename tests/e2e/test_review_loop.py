@@ -20,10 +20,17 @@ import pytest
 from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
-from bot.db import AgentRole, ReviewItem, ReviewSource, ReviewStatus, make_engine, session_factory
-from bot.desk import AgentStore
-from bot.knowledge import ensure_index
-from bot.settings import PROJECT_ROOT, Settings
+from bot.accounts import AgentStore
+from bot.core.db import (
+    AgentRole,
+    ReviewItem,
+    ReviewSource,
+    ReviewStatus,
+    make_engine,
+    session_factory,
+)
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.knowledge.index import ensure_index
 from knowledge_index import load_entries
 from tests.e2e.chat_client import Chat
 from tests.e2e.desk_client import DeskClient, ensure_agent, open_handoff_with

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.db import ComplaintGrade, ServiceRecord, Ticket, make_engine, session_factory
-from bot.service_policy import load_policy
-from bot.service_record import RecordDraft, completeness, missing_fields
-from bot.settings import Settings
+from bot.core.db import ComplaintGrade, ServiceRecord, Ticket, make_engine, session_factory
+from bot.core.settings import Settings
+from bot.service.policy import load_policy
+from bot.service.records import RecordDraft, completeness, missing_fields
 from tests.e2e.chat_client import Chat
 from tests.e2e.conftest import Mailbox
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import socketio
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 
-from bot.kb_cli import kb
+from bot.cli.kb import kb
 from knowledge_index import LabelledQuery, QueryFileError, evaluate, load_queries
 
 

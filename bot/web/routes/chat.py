@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 router = APIRouter(tags=["chat"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")

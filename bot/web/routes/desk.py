@@ -22,9 +22,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from bot.db import Agent, AgentRole, DeskSession, make_engine
-from bot.desk import AgentStore, SessionStore
-from bot.settings import Settings
+from bot.accounts import AgentStore, SessionStore
+from bot.core.db import Agent, AgentRole, DeskSession, make_engine
+from bot.core.settings import Settings
 
 router = APIRouter(prefix="/desk", tags=["desk"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")

@@ -1,0 +1,1 @@
+"""Channel helpers run from the app side: status, the Telegram forwarder."""

@@ -1,0 +1,1 @@
+"""The `kefu` command: one thin module per command group."""

@@ -1,0 +1,221 @@
+"""The `kefu telegram` commands: register the bot's webhook, or poll Telegram locally.
+
+In production Telegram POSTs each update to Rasa's `/webhooks/telegram/webhook` with the
+secret token (`kefu telegram webhook set https://your.host`). Without a public URL,
+`kefu telegram poll` fetches updates with getUpdates and forwards each one to the local
+Rasa webhook as Telegram would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from bot.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported when a command runs: `kefu` starts faster
+    import httpx
+    from telegram import Bot
+
+WEBHOOK_PATH = "/webhooks/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+ALLOWED_UPDATES = ["message", "callback_query"]
+"""The update kinds the channel handles; Telegram sends no others."""
+
+RETRY_SECONDS = 3.0
+"""Pause before forwarding again when Rasa did not take an update."""
+
+SKIPPED_STATUSES = frozenset({400, 413})
+"""Rasa will never take these updates: they are skipped instead of retried forever."""
+
+T = TypeVar("T")
+
+
+def webhook_url(public_base_url: str) -> str:
+    """The webhook Telegram must call for a server reachable at `public_base_url`."""
+    return public_base_url.rstrip("/") + WEBHOOK_PATH
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A Bot for the configured token and Bot API server."""
+    from telegram import Bot
+
+    base = settings.telegram_api_base_url.rstrip("/")
+    return Bot(settings.telegram_token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
+
+
+class Forwarder:
+    """Fetches updates with getUpdates and POSTs each to the Rasa webhook, in order."""
+
+    def __init__(self, target: str, secret_token: str, echo: Callable[[str], Any]) -> None:
+        self.target = target
+        self.secret_token = secret_token
+        self.echo = echo
+        self.failed = False
+        """Whether Rasa did not take an update of the latest batch."""
+        self.retry_seconds = RETRY_SECONDS
+
+    async def run(self, bot: Bot, once: bool = False, timeout: int = 30) -> int:
+        """Forwards updates until cancelled (one batch with `once`); returns how many."""
+        import httpx
+
+        forwarded = 0
+        offset: int | None = None
+        await bot.delete_webhook(drop_pending_updates=False)
+        async with httpx.AsyncClient(timeout=60) as http:
+            while True:
+                updates = await bot.get_updates(
+                    offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES
+                )
+                self.failed = False
+                for update in updates:
+                    if not await self.forward(http, update.update_id, update.to_dict()):
+                        self.failed = True
+                        break
+                    offset = update.update_id + 1
+                    forwarded += 1
+                if once:
+                    if offset is not None:  # confirms the forwarded updates to Telegram
+                        await bot.get_updates(offset=offset, timeout=0, limit=1)
+                    return forwarded
+                if self.failed:
+                    await asyncio.sleep(self.retry_seconds)
+
+    async def forward(self, http: httpx.AsyncClient, update_id: int, update: Any) -> bool:
+        """POSTs one update; True when Rasa took it (or never will: then it is skipped)."""
+        import httpx
+
+        try:
+            response = await http.post(
+                self.target, json=update, headers={SECRET_HEADER: self.secret_token}
+            )
+        except httpx.HTTPError as error:
+            self.echo(f"update {update_id}: Rasa is not reachable ({type(error).__name__})")
+            return False
+        if response.is_success:
+            self.echo(f"update {update_id}: forwarded")
+            return True
+        if response.status_code in SKIPPED_STATUSES:
+            self.echo(f"update {update_id}: refused with {response.status_code}, skipped")
+            return True
+        self.echo(f"update {update_id}: Rasa answered {response.status_code} {response.text}")
+        return False
+
+
+def _require(settings: Settings, secret: bool = True) -> None:
+    """Exits with code 2 when the token (or the secret token) is not configured."""
+    missing = [] if settings.telegram_token else ["TELEGRAM_TOKEN"]
+    if secret and not settings.telegram_secret_token:
+        missing.append("TELEGRAM_SECRET_TOKEN")
+    if missing:
+        click.echo(
+            f"Set {' and '.join(missing)} first (environment or .env): the Telegram channel "
+            "needs the bot's token, and every webhook request carries the secret token.",
+            err=True,
+        )
+        raise SystemExit(2)
+
+
+def _run(work: Callable[[Bot], Coroutine[Any, Any, T]]) -> T:
+    """Runs `work` with an initialised bot; Telegram's refusals become a clear error."""
+    from telegram.error import TelegramError
+
+    async def with_bot() -> T:
+        async with make_bot(get_settings()) as bot:
+            return await work(bot)
+
+    try:
+        return asyncio.run(with_bot())
+    except TelegramError as error:
+        raise click.ClickException(f"Telegram refused: {error}") from error
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def telegram() -> None:
+    """The Telegram bot: its webhook, or polling for local development."""
+
+
+@telegram.group()
+def webhook() -> None:
+    """Where Telegram delivers the bot's updates."""
+
+
+@webhook.command("set")
+@click.argument("public_base_url")
+@click.option("--allow-http", is_flag=True, help="Accept an http:// URL (local testing only).")
+def webhook_set(public_base_url: str, allow_http: bool) -> None:
+    """Register PUBLIC_BASE_URL/webhooks/telegram/webhook with the secret token."""
+    settings = get_settings()
+    _require(settings)
+    url = webhook_url(public_base_url)
+    parts = urlsplit(url)
+    if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.netloc:
+        click.echo(
+            f"{public_base_url!r} is not an https:// URL: Telegram only delivers to https "
+            "(--allow-http accepts http:// for local testing).",
+            err=True,
+        )
+        raise SystemExit(2)
+    secret = settings.telegram_secret_token
+    _run(
+        lambda bot: bot.set_webhook(
+            url=url,
+            secret_token=secret,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+    )
+    click.echo(f"Webhook set: {url}")
+
+
+@webhook.command("delete")
+def webhook_delete() -> None:
+    """Stop webhook delivery (pending updates are kept, e.g. for `kefu telegram poll`)."""
+    _require(get_settings(), secret=False)
+    _run(lambda bot: bot.delete_webhook(drop_pending_updates=False))
+    click.echo("Webhook deleted.")
+
+
+@webhook.command("info")
+def webhook_info() -> None:
+    """The registered webhook, its pending updates and Telegram's last delivery error."""
+    _require(get_settings(), secret=False)
+    info = _run(lambda bot: bot.get_webhook_info())
+    click.echo(f"url:             {info.url or '(none)'}")
+    click.echo(f"pending updates: {info.pending_update_count}")
+    if info.last_error_date is not None:
+        when = f"{info.last_error_date:%Y-%m-%d %H:%M:%S %Z}".strip()
+        click.echo(f"last error:      {when}  {info.last_error_message}")
+    else:
+        click.echo("last error:      none")
+    if info.allowed_updates:
+        click.echo(f"allowed updates: {', '.join(info.allowed_updates)}")
+
+
+@telegram.command("poll")
+@click.option("--once", is_flag=True, help="Forward one batch of updates, then stop.")
+@click.option("--rasa-url", default="", help="Rasa server (default http://HOST:RASA_PORT).")
+@click.option("--timeout", default=30, show_default=True, help="Long-poll seconds per request.")
+def poll(once: bool, rasa_url: str, timeout: int) -> None:
+    """Local development without a public URL: forward Telegram's updates to Rasa.
+
+    Deletes the webhook, long-polls getUpdates and POSTs each update to the local Rasa
+    webhook with the secret header; an update is confirmed only once Rasa answered 2xx.
+    """
+    settings = get_settings()
+    _require(settings)
+    target = (rasa_url or settings.rasa_url).rstrip("/") + WEBHOOK_PATH
+    click.echo(f"Polling Telegram; forwarding updates to {target}. Ctrl-C stops.")
+    forwarder = Forwarder(target, settings.telegram_secret_token, click.echo)
+    try:
+        count = _run(lambda bot: forwarder.run(bot, once=once, timeout=timeout))
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+        return
+    if forwarder.failed:
+        raise click.ClickException("Rasa did not take every update: they stay queued.")
+    click.echo(f"Forwarded {count} update(s).")

@@ -1,0 +1,456 @@
+"""Tables of the app database."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Kefu table."""
+
+
+class OrderStatus(str, enum.Enum):
+    """Where an order is in its life."""
+
+    pending_payment = "pending_payment"
+    paid = "paid"
+    shipped = "shipped"
+    delivered = "delivered"
+    cancelled = "cancelled"
+    refunding = "refunding"
+
+
+class Order(Base):
+    """A shop order, as the bot may tell the customer about it (demo data by default)."""
+
+    __tablename__ = "orders"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    customer_phone: Mapped[str] = mapped_column(String(20), index=True)
+    product_zh: Mapped[str] = mapped_column(String(120))
+    product_en: Mapped[str] = mapped_column(String(120))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[OrderStatus] = mapped_column(Enum(OrderStatus, native_enum=False, length=20))
+    carrier_zh: Mapped[str | None] = mapped_column(String(40))
+    carrier_en: Mapped[str | None] = mapped_column(String(40))
+    tracking_number: Mapped[str | None] = mapped_column(String(40))
+    eta: Mapped[date | None] = mapped_column(Date)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class KbOutcome(str, enum.Enum):
+    """What the bot did with a question it took to the knowledge base."""
+
+    answered = "answered"
+    suggested = "suggested"
+    no_answer = "no_answer"
+
+
+class KbFeedback(str, enum.Enum):
+    """The customer's verdict on an answer ("did this solve it?")."""
+
+    solved = "solved"
+    not_solved = "not_solved"
+
+
+class KbQuery(Base):
+    """One customer question taken to the knowledge base, with what came back.
+
+    Unanswered questions, low-confidence hits and "did not solve it" feedback are the
+    knowledge editors' review material; answered-and-not-rejected ones give the
+    self-service rate.
+    """
+
+    __tablename__ = "kb_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    query: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[KbOutcome] = mapped_column(Enum(KbOutcome, native_enum=False, length=20))
+    entry_id: Mapped[str | None] = mapped_column(String(120))
+    confidence: Mapped[float] = mapped_column(Float)
+    top_hits: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    index_version: Mapped[str] = mapped_column(String(80))
+    feedback: Mapped[KbFeedback | None] = mapped_column(
+        Enum(KbFeedback, native_enum=False, length=20)
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A UTC instant: stored as a naive UTC `DateTime`, like every Kefu table, read back aware.
+
+    Binding a naive datetime raises `ValueError` (an instant without a zone is ambiguous);
+    aware datetimes of any zone are converted to UTC. Values read back carry `timezone.utc`,
+    on SQLite and PostgreSQL alike.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Converts an aware datetime to naive UTC for storage."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"A timezone-aware datetime is required, got naive {value!r}.")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Marks a stored naive UTC datetime as UTC."""
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class UrgencyTier(str, enum.Enum):
+    """How fast a customer's need must be handled (decided by `bot.service.policy`)."""
+
+    urgent = "urgent"
+    normal = "normal"
+    consultation = "consultation"
+
+
+class ComplaintGrade(str, enum.Enum):
+    """How serious a complaint is (complaints only)."""
+
+    general = "general"
+    major = "major"
+
+
+class TicketStatus(str, enum.Enum):
+    """Where a ticket is in its life (`ALLOWED_TRANSITIONS` in `bot.service.tickets`)."""
+
+    open = "open"
+    pending_agent = "pending_agent"
+    in_progress = "in_progress"
+    waiting_customer = "waiting_customer"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class ServiceRecord(Base):
+    """A customer's need as the bot recorded it (SPIN answers, preferences, classification).
+
+    Written by `bot.service.tickets.TicketStore.save_record` from a
+    `bot.service.records.RecordDraft`; confirmed by the customer, it gets exactly one `Ticket`.
+    Datetimes are UTC (`UtcDateTime`).
+    """
+
+    __tablename__ = "service_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(40))
+    order_number: Mapped[str | None] = mapped_column(String(20))
+    product: Mapped[str | None] = mapped_column(String(120))
+    situation: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+    problem_since: Mapped[date | None] = mapped_column(Date)
+    implication: Mapped[str | None] = mapped_column(Text)
+    impacts: Mapped[list[str]] = mapped_column(JSON)
+    need_payoff: Mapped[str | None] = mapped_column(String(20))
+    need_points: Mapped[list[str]] = mapped_column(JSON)
+    preferences: Mapped[dict[str, str]] = mapped_column(JSON)
+    special_requests: Mapped[list[str]] = mapped_column(JSON)
+    skipped: Mapped[list[str]] = mapped_column(JSON)
+    urgency: Mapped[UrgencyTier] = mapped_column(Enum(UrgencyTier, native_enum=False, length=20))
+    complaint_grade: Mapped[ComplaintGrade | None] = mapped_column(
+        Enum(ComplaintGrade, native_enum=False, length=20)
+    )
+    classification_reasons: Mapped[list[str]] = mapped_column(JSON)
+    correction_rounds: Mapped[int] = mapped_column(Integer)
+    completeness: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmation_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    email: Mapped[str | None] = mapped_column(String(254))
+
+
+class Ticket(Base):
+    """The work item opened when a customer confirms a `ServiceRecord` (one per record).
+
+    `number` is `TK` + the UTC creation date (yyyymmdd) + a 4-digit daily sequence.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("number", name="uq_tickets_number"),
+        UniqueConstraint("record_id", name="uq_tickets_record_id"),
+        CheckConstraint(
+            "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5",
+            name="ck_tickets_satisfaction",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("service_records.id", name="fk_tickets_record_id")
+    )
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[TicketStatus] = mapped_column(Enum(TicketStatus, native_enum=False, length=20))
+    urgency: Mapped[UrgencyTier] = mapped_column(Enum(UrgencyTier, native_enum=False, length=20))
+    complaint_grade: Mapped[ComplaintGrade | None] = mapped_column(
+        Enum(ComplaintGrade, native_enum=False, length=20)
+    )
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's history: a status change (or a rating, from = to status)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_ticket_events_ticket_id"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    from_status: Mapped[TicketStatus | None] = mapped_column(
+        Enum(TicketStatus, native_enum=False, length=20)
+    )
+    to_status: Mapped[TicketStatus] = mapped_column(
+        Enum(TicketStatus, native_enum=False, length=20)
+    )
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentRole(str, enum.Enum):
+    """What a desk account may do: serve customers, also edit knowledge, also administer."""
+
+    agent = "agent"
+    editor = "editor"
+    admin = "admin"
+
+
+class Agent(Base):
+    """A human agent's desk account (`bot.accounts.agents.AgentStore`); the password is argon2."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("username", name="uq_agents_username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(40))
+    display_name: Mapped[str] = mapped_column(String(80))
+    role: Mapped[AgentRole] = mapped_column(Enum(AgentRole, native_enum=False, length=20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """When the desk last heard from this agent (its console's WebSocket): online or not."""
+
+
+class DeskSession(Base):
+    """A desk login: the cookie's token is stored only as its SHA-256 (`bot.accounts.sessions`)."""
+
+    __tablename__ = "desk_sessions"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_desk_sessions_token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_desk_sessions_agent_id"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class LoginAttempt(Base):
+    """One desk login attempt; recent failures drive the lockout (shared by every worker)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(80))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class Customer(Base):
+    """What Kefu knows of a customer, keyed by their conversation (sender) id on a channel."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(String(80))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(8))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HandoffStatus(str, enum.Enum):
+    """Where a handed-off conversation is: waiting, with an agent, or back with the bot."""
+
+    queued = "queued"
+    active = "active"
+    resolved = "resolved"
+    handed_back = "handed_back"
+
+
+OPEN_HANDOFF_STATUSES = (HandoffStatus.queued, HandoffStatus.active)
+"""A conversation has at most one handoff in these statuses: the bot is paused meanwhile."""
+
+
+class Handoff(Base):
+    """A conversation handed to the agents, with the packet the bot gathered (`bot.handoff`)."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(40))
+    status: Mapped[HandoffStatus] = mapped_column(Enum(HandoffStatus, native_enum=False, length=20))
+    ticket_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_handoffs_ticket_id"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_handoffs_agent_id"), index=True
+    )
+    packet: Mapped[dict[str, Any]] = mapped_column(JSON)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ticket: Mapped[Ticket] = relationship(lazy="joined")
+    agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+
+class MessageKind(str, enum.Enum):
+    """Who wrote a message of a handoff; notes stay inside the desk."""
+
+    customer = "customer"
+    agent = "agent"
+    bot = "bot"
+    note = "note"
+    system = "system"
+
+
+class HandoffMessage(Base):
+    """One message of a handed-off conversation as the desk shows it.
+
+    `source_key` names where it came from (`event:<broker position>`, `packet:<n>`), so a
+    message read twice from the event broker is stored once.
+    """
+
+    __tablename__ = "handoff_messages"
+    __table_args__ = (UniqueConstraint("source_key", name="uq_handoff_messages_source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("handoffs.id", name="fk_handoff_messages_handoff_id"), index=True
+    )
+    kind: Mapped[MessageKind] = mapped_column(Enum(MessageKind, native_enum=False, length=20))
+    author: Mapped[str | None] = mapped_column(String(80))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source_key: Mapped[str | None] = mapped_column(String(80))
+
+
+class BrokerOffset(Base):
+    """How far a consumer has read the event broker (committed with what it stored)."""
+
+    __tablename__ = "broker_offsets"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReviewSource(str, enum.Enum):
+    """Where a review item came from: a knowledge-base miss or an agent's reply."""
+
+    unanswered = "unanswered"
+    suggested = "suggested"
+    not_solved = "not_solved"
+    agent_reply = "agent_reply"
+
+
+class ReviewStatus(str, enum.Enum):
+    """What the knowledge editors decided about a review item."""
+
+    pending = "pending"
+    approved = "approved"
+    merged = "merged"
+    rejected = "rejected"
+
+
+class ReviewItem(Base):
+    """A question (and maybe an agent's answer) waiting for the knowledge editors' review.
+
+    Copied by `bot.editor.review.collect` from `kb_queries` (misses, "did not solve it") and
+    from agents' replies in `handoff_messages`; `source_key` (`kb:<id>`, `handoff-msg:<id>`)
+    makes copying idempotent. `decision` records what was written where (file, entry, intent).
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("source_key", name="uq_review_items_source_key"),
+        Index("ix_review_items_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_key: Mapped[str] = mapped_column(String(80))
+    source: Mapped[ReviewSource] = mapped_column(Enum(ReviewSource, native_enum=False, length=20))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(40))
+    hit_entry_id: Mapped[str | None] = mapped_column(String(120))
+    """The knowledge base's best hit for the question, if it had one."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When the customer asked (or the agent replied)."""
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[ReviewStatus] = mapped_column(Enum(ReviewStatus, native_enum=False, length=20))
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,199 @@
+"""Starts, watches and stops Kefu's three servers: Rasa, the action server, the web service."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from bot.core.settings import PROJECT_ROOT, Settings
+from bot.core.training import rasa_process_environment
+
+
+class ServiceError(RuntimeError):
+    """A server did not become healthy, or stopped on its own."""
+
+
+@dataclass
+class Service:
+    """One server process: how to start it and how to tell it is ready."""
+
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def is_healthy(self) -> bool:
+        """True when the health URL answers 200."""
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=2) as response:  # noqa: S310 (http only)
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+def kefu_services(settings: Settings, model: Path) -> list[Service]:
+    """The action server, Rasa (API on, token required) and the web service.
+
+    Creates the folders of SQLite stores, which Rasa does not create itself.
+    """
+    settings.create_sqlite_folders()
+    python = str(settings.app_python)
+    pythonpath = {"PYTHONPATH": str(PROJECT_ROOT)}
+    return [
+        Service(
+            "actions",
+            [python, "-m", "actions", "--port", str(settings.actions_port)],
+            f"http://{settings.host}:{settings.actions_port}/health",
+            {"SANIC_HOST": settings.host, **pythonpath},
+        ),
+        Service(
+            "rasa",
+            [
+                str(settings.rasa_bin),
+                "run",
+                "--model",
+                str(model),
+                "--enable-api",
+                "--auth-token",
+                settings.rasa_token,
+                "--interface",
+                settings.host,
+                "--port",
+                str(settings.rasa_port),
+                "--cors",
+                f"http://{settings.host}:{settings.web_port}",
+                "--credentials",
+                "credentials.yml",
+                "--endpoints",
+                "endpoints.yml",
+            ],
+            f"{settings.rasa_url}/status?token={settings.rasa_token}",
+            {**settings.rasa_environment(), **rasa_process_environment()},
+        ),
+        Service(
+            "web",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bot.web:create_app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.web_port),
+            ],
+            f"http://{settings.host}:{settings.web_port}/healthz",
+            pythonpath,
+        ),
+    ]
+
+
+class ServiceGroup:
+    """Runs services as child processes; stops every one of them on exit."""
+
+    def __init__(self, services: list[Service], settings: Settings) -> None:
+        self.services = services
+        self.settings = settings
+
+    def __enter__(self) -> ServiceGroup:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Starts every service and waits until all are healthy."""
+        for service in self.services:
+            self._spawn(service)
+        self.wait_healthy(timeout)
+
+    def restart(self, name: str, timeout: float = 240.0) -> None:
+        """Stops the service called `name`, starts it again and waits until all are healthy."""
+        self.stop_service(name)
+        self.start_service(name, timeout)
+
+    def stop_service(self, name: str) -> None:
+        """Stops the service called `name` (SIGTERM, then SIGKILL after 10 s)."""
+        service = next(s for s in self.services if s.name == name)
+        if service.process is not None:
+            _terminate([service.process], grace=10.0)
+
+    def start_service(self, name: str, timeout: float = 240.0) -> None:
+        """Starts the service called `name` and waits until every service is healthy."""
+        self._spawn(next(s for s in self.services if s.name == name))
+        self.wait_healthy(timeout)
+
+    def _spawn(self, service: Service) -> None:
+        logs = self.settings.var_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        service.log_path = logs / f"{service.name}.log"
+        with service.log_path.open("ab") as log:
+            service.process = subprocess.Popen(
+                service.command,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **self.settings.as_environment(), **service.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Blocks until every service is healthy; raises if one exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        while pending:
+            self.check_running()
+            pending = [service for service in pending if not service.is_healthy()]
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(service.name for service in pending)
+                self.stop()
+                raise ServiceError(f"Not healthy after {timeout:.0f}s: {names} (see var/logs)")
+            if pending:
+                time.sleep(0.5)
+
+    def check_running(self) -> None:
+        """Raises `ServiceError` (after stopping the rest) if a service has exited."""
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                code = service.process.returncode
+                self.stop()
+                raise ServiceError(
+                    f"{service.name} exited with code {code}; see {service.log_path}"
+                )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to each process group, SIGKILL after `grace` seconds."""
+        _terminate([s.process for s in self.services if s.process], grace)
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM to each process group, SIGKILL to those still running after `grace` seconds."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -1,0 +1,1 @@
+"""Guided business flows (returns, invoices, ...) defined in `data/flows/`."""

@@ -1,0 +1,1 @@
+"""What both runtimes share (stdlib and PyYAML only): masking, the Rasa NLU reader."""
