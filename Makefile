@@ -76,8 +76,8 @@ kb-report: install-app ## Self-service rate and the latest unanswered questions
 
 # ---------------------------------------------------------------- knowledge editors
 .PHONY: evaluate gate deploy rollback export-sheet import-sheet review
-evaluate: install-rasa install-app ## Held-out NLU eval + KB eval on data/kb_test_queries.jsonl: report.html under var/eval/editor/
-	$(KEFU) evaluate
+evaluate: install-rasa install-app ## Held-out NLU eval + KB eval on data/kb_test_queries.jsonl (the gate's report): report.html under var/eval/editor/
+	$(KEFU) eval model
 
 gate: install-rasa install-app ## Refuse the model if macro-F1 dropped > 1 point vs the deployed one or an intent fell below its floor
 	$(KEFU) gate
@@ -115,10 +115,12 @@ telegram-poll: install-app ## Local development without a public URL: poll Teleg
 .PHONY: test lint validate test-unit test-conversations test-e2e eval
 test: install lint validate test-unit train test-conversations test-e2e ## Everything CI runs
 
-lint: install-app ## ruff and mypy
+lint: install-app install-rasa ## ruff, mypy and the layering contracts (import-linter, pyproject.toml)
 	$(APP_VENV)/bin/ruff check .
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/mypy bot actions knowledge_index nlu_bench kefu_shared
+	$(RASA_VENV)/bin/mypy --config-file mypy-rasa.ini connectors rasa_addons kefu_shared
+	$(APP_VENV)/bin/lint-imports
 
 validate: install-rasa install-app ## The service plan files, rasa data validate and Kefu's data checks (file:line + fix)
 	$(KEFU) service check
@@ -137,7 +139,7 @@ test-e2e: install train ## Live servers over REST, then a real browser (chromium
 	$(APP_PY) -m pytest -q tests/e2e
 
 eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 >= 0.90)
-	$(KEFU) eval
+	$(KEFU) eval nlu
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers

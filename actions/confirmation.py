@@ -43,17 +43,12 @@ from actions.spin import CONTACT_TIME_SLOT, SPIN_SLOTS, customer_text, entity_va
 from bot.core.db import ComplaintGrade, ServiceRecord, Ticket, TicketStatus, UrgencyTier
 from bot.core.settings import get_settings
 from bot.handoff.policy import HandoffReason
+from bot.service.classification import Classification, classify
 from bot.service.mailer import MailError, confirmation_letter, send_letter
 from bot.service.orders import InvalidOrderNumber, normalize_order_number
-from bot.service.policy import (
-    Classification,
-    classify,
-    confirmation_due_at,
-    due_at,
-    format_due,
-    read_special_requests,
-)
+from bot.service.reading import read_special_requests
 from bot.service.records import RecordDraft
+from bot.service.sla import confirmation_due_at, due_at, format_due
 from bot.understanding import Reading
 
 logger = logging.getLogger(__name__)

@@ -21,17 +21,8 @@ from actions.knowledge import answer_entry
 from actions.orders import order_number_attempt, order_store
 from actions.service_plan import flow_book, local_today
 from actions.spin import customer_text, entity_value, is_interruption
-from bot.flows.definitions import (
-    Flow,
-    FlowError,
-    Outcome,
-    Question,
-    Step,
-    answer,
-    facts_for_order,
-    start,
-    step_at,
-)
+from bot.flows.schema import Flow, FlowError
+from bot.flows.walking import Outcome, Question, Step, answer, facts_for_order, start, step_at
 from bot.service.orders import InvalidOrderNumber, normalize_order_number
 
 REPLY_SLOT = "flow_reply"

@@ -31,13 +31,13 @@ from actions.confirmation import reset_need, store_need
 from actions.service_plan import (
     NEED_LABELS,
     NEXT_STEPS,
+    app_engine,
     handoff_policy,
     service_policy,
     ticket_store,
     utc_now,
 )
-from bot.core.db import Handoff, MessageKind, Ticket, TicketStatus, make_engine
-from bot.core.settings import get_settings
+from bot.core.db import Handoff, MessageKind, Ticket, TicketStatus
 from bot.handoff.packet import (
     CustomerProfile,
     EarlierTicket,
@@ -49,7 +49,7 @@ from bot.handoff.packet import (
 )
 from bot.handoff.policy import HandoffReason
 from bot.handoff.store import HandoffStore, NewMessage
-from bot.service.policy import format_due
+from bot.service.sla import format_due
 
 REASON_SLOT = "handoff_reason"
 TICKET_SLOT = "handoff_ticket"
@@ -110,7 +110,7 @@ _SCORE = re.compile(r"(?<!\d)([1-5])(?!\d)|([一二两三四五])\s*(?:分|星)"
 @lru_cache(maxsize=1)
 def handoff_store() -> HandoffStore:
     """Handoffs, customers and tickets in the app database."""
-    return HandoffStore(make_engine(get_settings().database_url))
+    return HandoffStore(app_engine())
 
 
 _BARE_NUMBER = re.compile(r"[\d０-９]{1,3}\s*[.。!！]?")

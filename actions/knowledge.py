@@ -14,13 +14,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.needs import start_record_instead
-from actions.service_plan import sentence_encoder, service_policy
-from bot.core.db import KbFeedback, KbOutcome, make_engine
+from actions.service_plan import app_engine, sentence_encoder, service_policy
+from bot.core.db import KbFeedback, KbOutcome
 from bot.core.settings import get_settings
+from bot.knowledge.index import knowledge_settings
 from bot.knowledge.query_log import KbLog
-from bot.service.policy import read_product
+from bot.service.reading import read_product
 from bot.understanding import looks_like_question, split_clauses
-from knowledge_index import Hit, KnowledgeBase, KnowledgeIndexError, KnowledgeSettings, decide
+from knowledge_index import Hit, KnowledgeBase, KnowledgeIndexError, decide
 
 OUTCOME_SLOT = "kb_outcome"
 FLOW_SLOT = "flow_name"
@@ -52,13 +53,13 @@ TOPIC_OVERVIEWS = {
 @lru_cache(maxsize=1)
 def knowledge_base() -> KnowledgeBase:
     """The published index; loads on first search and hot-reloads new versions."""
-    return KnowledgeBase(KnowledgeSettings(), encoder=sentence_encoder())
+    return KnowledgeBase(knowledge_settings(get_settings()), encoder=sentence_encoder())
 
 
 @lru_cache(maxsize=1)
 def kb_log() -> KbLog:
     """The record of knowledge-base questions in the app database."""
-    return KbLog(make_engine(get_settings().database_url))
+    return KbLog(app_engine())
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.service_plan import sentence_encoder, service_policy
-from bot.service.policy import is_generic_request
+from bot.service.reading import is_generic_request
 from bot.understanding import Reader, Reading, load_examples, looks_like_question
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.needs import start_record_instead
-from bot.core.db import Order, make_engine
-from bot.core.settings import get_settings
+from actions.service_plan import app_engine
+from bot.core.db import Order
 from bot.service.orders import InvalidOrderNumber, OrderStore, normalize_order_number
 
 ORDER_NUMBER_SLOT = "order_number"
@@ -26,7 +26,7 @@ _INTENTS_GIVING_NUMBERS = {"inform", "order_status", "nlu_fallback"}
 @lru_cache(maxsize=1)
 def order_store() -> OrderStore:
     """The order store on the app database, created on first use."""
-    return OrderStore(make_engine(get_settings().database_url))
+    return OrderStore(app_engine())
 
 
 def order_number_attempt(text: str) -> str | None:

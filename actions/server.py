@@ -4,6 +4,8 @@ Differences from `python -m rasa_sdk --actions actions`:
 - the executor works with Rasa 3.6's selective domain (`enable_selective_domain` in
   endpoints.yml): Rasa 3.6 sends the domain only to actions that ask for it and never sends
   the domain digest rasa-sdk 3.21 expects, so rasa-sdk would refuse every other call (449);
+- each worker makes the one engine on the app database every action uses
+  (`actions.service_plan.app_engine`) as it starts;
 - each worker loads the knowledge base (model and index, a few seconds) in a thread as it
   starts, so the first customer question is fast.
 """
@@ -50,7 +52,7 @@ def warm_knowledge_base() -> None:
     from actions.knowledge import knowledge_base
     from actions.needs import message_reader
     from actions.service_plan import flow_book, service_policy
-    from bot.flows.definitions import FlowError
+    from bot.flows.schema import FlowError
     from bot.service.policy import PolicyError
     from bot.understanding import UnderstandingError
     from knowledge_index import KnowledgeIndexError
@@ -76,12 +78,18 @@ def warm_knowledge_base() -> None:
 
 
 def create_app(executor: ActionExecutor, **options: Any) -> Sanic[Any, Any]:
-    """rasa-sdk's app, warming the knowledge base once the worker serves."""
+    """rasa-sdk's app; the worker makes its database engine, then warms the knowledge base."""
     app: Sanic[Any, Any] = create_app_for_serve(executor, **options)
+
+    async def open_app_database(*_: Any) -> None:
+        from actions.service_plan import app_engine
+
+        app_engine()  # the worker's one engine, made before any action can race to make it
 
     async def start_warm_up(*_: Any) -> None:
         threading.Thread(target=warm_knowledge_base, name="kb-warm-up", daemon=True).start()
 
+    app.register_listener(open_app_database, "before_server_start")
     app.register_listener(start_warm_up, "after_server_start")
     return app
 

@@ -1,17 +1,21 @@
-"""What the actions share: the service plan files, the ticket store, the encoder, labels."""
+"""What the actions share: the database engine, service plan files, stores, encoder, labels."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
+from sqlalchemy import Engine
+
 from bot.core.db import make_engine
 from bot.core.settings import get_settings
-from bot.flows.definitions import FlowBook, load_flows
+from bot.flows.loading import load_flows
+from bot.flows.schema import FlowBook
 from bot.handoff.policy import HandoffPolicy, load_handoff_policy
+from bot.knowledge.index import knowledge_settings
 from bot.service.policy import ServicePolicy, load_policy
 from bot.service.tickets import TicketStore
-from knowledge_index import Encoder, KnowledgeSettings, load_encoder
+from knowledge_index import Encoder, load_encoder
 
 SKIPPED = "-"
 """The value of a SPIN slot the customer chose not to answer ("不知道", "skip")."""
@@ -97,9 +101,18 @@ def local_today() -> date:
 
 
 @lru_cache(maxsize=1)
+def app_engine() -> Engine:
+    """The app database's engine: one per action-server process, every store uses it.
+
+    The server makes it as it starts (`actions.server`), before any action runs.
+    """
+    return make_engine(get_settings().database_url)
+
+
+@lru_cache(maxsize=1)
 def sentence_encoder() -> Encoder:
     """The sentence encoder of the knowledge base, shared with the message readers."""
-    settings = KnowledgeSettings()
+    settings = knowledge_settings(get_settings())
     return load_encoder(
         settings.model, threads=settings.encoder_threads, batch_size=settings.batch_size
     )
@@ -114,7 +127,7 @@ def service_policy() -> ServicePolicy:
 @lru_cache(maxsize=1)
 def ticket_store() -> TicketStore:
     """Service records and tickets in the app database."""
-    return TicketStore(make_engine(get_settings().database_url))
+    return TicketStore(app_engine())
 
 
 @lru_cache(maxsize=1)

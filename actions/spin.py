@@ -28,7 +28,7 @@ from actions.needs import need_hints, read_message
 from actions.orders import ATTEMPTS_SLOT, order_number_attempt, order_store
 from actions.service_plan import SKIPPED, local_today, service_policy
 from bot.service.orders import InvalidOrderNumber, normalize_order_number
-from bot.service.policy import (
+from bot.service.reading import (
     FutureDate,
     is_generic_request,
     product_kind,

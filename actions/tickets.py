@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.knowledge import answer_from_kb
 from actions.service_plan import STATUS_LABELS, label, service_policy, ticket_store
 from bot.core.db import KbOutcome, Ticket
-from bot.service.policy import format_due
+from bot.service.sla import format_due
 
 MAX_LISTED = 3
 """Tickets told when the customer does not name one (newest first)."""

@@ -2,8 +2,10 @@
 
 - `rest.KefuRestInput`: Rasa's REST channel with strict request validation.
 - `socketio.KefuSocketIOInput`: the web chat's socket.io channel, hardened.
-- `wechat.WeChatInput`: WeChat official accounts (protocol, webhook, API and text modules).
-- `telegram.TelegramInput`: Telegram bots in webhook mode.
+- `wechat.WeChatInput`: WeChat official accounts (package: channel, webhook, protocol, client,
+  sending, text).
+- `telegram.TelegramInput`: Telegram bots in webhook mode (package: channel, updates, sending,
+  connection, text).
 - `channel_state`: deduplication and shared state (SQLite or Redis); `logs`: masked user ids.
 - `messages`: what every channel does to customer text before Rasa sees it.
 """

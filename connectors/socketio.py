@@ -21,9 +21,9 @@ from connectors.messages import announcing_truncation, is_valid_sender_id, prepa
 logger = logging.getLogger(__name__)
 
 
-def _metadata(data: dict[str, Any], key: str) -> dict[str, Any]:
+def _metadata(data: dict[str, Any], key: str | None) -> dict[str, Any]:
     """The client's metadata object (a JSON string is accepted); anything else is dropped."""
-    metadata = data.get(key)
+    metadata = data.get(key) if key is not None else None
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
@@ -43,7 +43,13 @@ class KefuSocketIOInput(SocketIOInput):
         """Builds the socket.io server and its `/socket.io` blueprint."""
         on_new_message = announcing_truncation(on_new_message)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
-        socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        # Rasa types the path Optional but passes it on as a str, as its own channel does.
+        socketio_webhook = SocketBlueprint(
+            sio,
+            self.socketio_path,  # type: ignore[arg-type]
+            "socketio_webhook",
+            __name__,
+        )
         self.sio = sio
 
         @socketio_webhook.route("/", methods=["GET"])

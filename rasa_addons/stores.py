@@ -55,7 +55,7 @@ class UrlEventBroker(EventBroker):
     """Factory: `from_endpoint_config` returns the broker the URL's scheme names."""
 
     @classmethod
-    async def from_endpoint_config(
+    async def from_endpoint_config(  # type: ignore[override]  # returns another broker class
         cls,
         broker_config: EndpointConfig,
         event_loop: AbstractEventLoop | None = None,

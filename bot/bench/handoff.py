@@ -38,7 +38,7 @@ from bot.core.settings import Settings
 from bot.core.training import ensure_model
 from bot.knowledge.index import ensure_index
 from bot.service.orders import seed_demo_orders
-from bot.web.routes.desk import SESSION_COOKIE
+from bot.web.deps import SESSION_COOKIE
 
 T = TypeVar("T")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.bench.common import BenchReport, percentile
 from bot.core.settings import PROJECT_ROOT, Settings
+from bot.knowledge.index import knowledge_settings
 from knowledge_index import (
     Encoder,
     KnowledgeEntry,
@@ -203,7 +204,7 @@ def run_kb_benchmark(settings: Settings, datasets: Path | None = None) -> BenchR
         The written report; `table()` gives the summary.
     """
     datasets = datasets or DATASETS
-    kb_settings = KnowledgeSettings()
+    kb_settings = knowledge_settings(settings)
     encoder = load_encoder(
         kb_settings.model, threads=kb_settings.encoder_threads, batch_size=kb_settings.batch_size
     )

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from bot.bench.common import BenchReport
 from bot.bench.kb import DATASETS
-from bot.cli.nlu import DEFAULT_CONFIG, NluBenchError, run_nlu_bench
+from bot.core.nlu_runs import DEFAULT_CONFIG, NluBenchError, run_nlu_bench
 from bot.core.settings import PROJECT_ROOT, Settings
-from knowledge_index import Encoder, KnowledgeSettings, load_encoder
+from bot.knowledge.index import knowledge_settings
+from kefu_shared.nlu_data import labelled_examples
+from knowledge_index import Encoder, load_encoder
 from nlu_bench.datasets import DatasetError, Example, held_out_split, read_examples, write_jsonl
 from nlu_bench.metrics import scores
 
@@ -113,29 +112,6 @@ def parse_only(only: str | None) -> list[str]:
     return [name for name in NAMES if name in names]
 
 
-_ENTITY = re.compile(r"\[([^\]\n]+)\](?:\([^)\n]*\)|\{[^}\n]*\})")
-
-
-def strip_entities(text: str) -> str:
-    """`[KF2026](order_number)` and `[x]{"entity": ...}` annotations as their plain text."""
-    return _ENTITY.sub(r"\1", text).strip()
-
-
-def read_rasa_nlu(folder: Path) -> list[Example]:
-    """The intent examples of Rasa YAML NLU files (`*.yml` in `folder`), entities stripped."""
-    examples: list[Example] = []
-    for path in sorted(folder.glob("*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for item in data.get("nlu") or []:
-            if not isinstance(item, dict) or "intent" not in item:
-                continue
-            for line in str(item.get("examples") or "").splitlines():
-                line = line.strip()
-                if line.startswith("- ") and (text := strip_entities(line[2:])):
-                    examples.append((text, str(item["intent"])))
-    return examples
-
-
 def prepare(name: str, datasets: Path, work_dir: Path) -> Dataset:
     """Reads (and for BANKING77 and the demo data, splits and writes) one dataset.
 
@@ -158,7 +134,7 @@ def prepare(name: str, datasets: Path, work_dir: Path) -> Dataset:
     if name == "banking77":
         examples, fraction = read_examples(folder / "train.csv"), BANKING_HELD_OUT
     else:
-        examples, fraction = read_rasa_nlu(folder), DEMO_HELD_OUT
+        examples, fraction = labelled_examples(folder), DEMO_HELD_OUT
         if not examples:
             raise DatasetError(f"{folder}: no intent examples")
     train, test = held_out_split(examples, fraction, SEED)
@@ -259,7 +235,7 @@ def run_nlu_benchmark(
     datasets = datasets_dir or DATASETS
     work_dir = settings.var_dir / "bench" / "nlu"
     work_dir.mkdir(parents=True, exist_ok=True)
-    kb_settings = KnowledgeSettings()
+    kb_settings = knowledge_settings(settings)
     model = encoder.name if encoder is not None else kb_settings.model
     floors_path = work_dir / "floors.json"
     floors = _read_floors(floors_path)

@@ -6,28 +6,8 @@ import datetime as dt
 
 import click
 
-from bot.core.settings import Settings, get_settings
-
-
-def channel_status(settings: Settings) -> list[tuple[str, bool, str]]:
-    """(channel, enabled, detail) for WeChat and Telegram, from the settings alone."""
-    wechat_mode = "safe mode (AES)" if settings.wechat_encoding_aes_key else "plain mode"
-    return [
-        (
-            "wechat",
-            bool(settings.wechat_token),
-            f"{wechat_mode}, API {settings.wechat_api_base_url}"
-            if settings.wechat_token
-            else "set WECHAT_TOKEN, WECHAT_APP_ID and WECHAT_APP_SECRET to enable",
-        ),
-        (
-            "telegram",
-            bool(settings.telegram_token),
-            f"API {settings.telegram_api_base_url}"
-            if settings.telegram_token
-            else "set TELEGRAM_TOKEN and TELEGRAM_SECRET_TOKEN to enable",
-        ),
-    ]
+from bot.channels.status import channel_status
+from bot.core.settings import get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

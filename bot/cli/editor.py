@@ -1,4 +1,4 @@
-"""The editor's release commands: `kefu evaluate`, `gate`, `deploy`, `rollback`, `deployments`."""
+"""The editor's release commands: `kefu eval model`, `gate`, `deploy`, `rollback`, `deployments`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def _refuse_broken_data(settings: Settings) -> None:
     """Stops with each file:line when YAML is broken or stories name unknown intents/actions."""
-    from bot.editor.validation import structure_findings
+    from bot.editor.validation.runner import structure_findings
 
     errors = [f for f in structure_findings(settings) if f.severity == "error"]
     for finding in errors:
@@ -35,7 +35,7 @@ def _evaluate(settings: Settings, force: bool, kb_queries: Path | None = None) -
         raise click.ClickException(str(error)) from error
 
 
-@click.command("evaluate")
+@click.command("model")
 @click.option("--force", is_flag=True, help="Evaluate again even if the data did not change.")
 @click.option(
     "--kb-queries",
@@ -44,7 +44,7 @@ def _evaluate(settings: Settings, force: bool, kb_queries: Path | None = None) -
     help="JSONL test queries of the knowledge base  [default: data/kb_test_queries.jsonl]",
 )
 def evaluate_command(force: bool, kb_queries: Path | None) -> None:
-    """Held-out NLU evaluation and the knowledge-base eval, with a report to open.
+    """Held-out NLU and knowledge-base evaluation: the report `kefu gate` judges.
 
     Writes report.html, report.md, confusion.png and misclassified.jsonl under
     var/eval/editor/<data hash>/.
@@ -171,10 +171,9 @@ def deployments_command() -> None:
 
 
 EDITOR_COMMANDS = (
-    evaluate_command,
     gate_command,
     deploy_command,
     rollback_command,
     deployments_command,
 )
-"""Registered on the `kefu` group by `bot.cli.main`."""
+"""Registered on the `kefu` group by `bot.cli.main` (`evaluate_command` is `kefu eval model`)."""

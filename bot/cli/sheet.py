@@ -8,15 +8,9 @@ from typing import cast
 import click
 
 from bot.core.settings import get_settings
-from bot.editor.spreadsheet import (
-    TABLES,
-    SheetError,
-    What,
-    export_tables,
-    import_workbook,
-    tables_for,
-    write_spreadsheet,
-)
+from bot.editor.spreadsheet.export import export_tables, tables_for, write_spreadsheet
+from bot.editor.spreadsheet.importing import import_workbook
+from bot.editor.spreadsheet.model import TABLES, SheetError, What
 
 EXIT_BAD_INPUT = 2
 """Exit code of a refused export or import (nothing was written)."""

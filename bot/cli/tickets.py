@@ -33,7 +33,8 @@ def tickets() -> None:
 def list_command(status: str | None, overdue: bool, limit: int) -> None:
     """Unfinished tickets (or those in --status), soonest due first."""
     now = datetime.now(UTC)
-    rows = _store().queue(
+    store = _store()
+    rows = store.queue(
         status=TicketStatus(status) if status else None,
         due_before=now if overdue else None,
         limit=limit,
@@ -54,7 +55,7 @@ def list_command(status: str | None, overdue: bool, limit: int) -> None:
             f"{ticket.number}  {ticket.status.value:<16} {ticket.urgency.value}{grade:<9} "
             f"due {_when(ticket.due_at)}{late}  {ticket.summary}"
         )
-    count, mean = _store().record_completeness()
+    count, mean = store.record_completeness()
     click.echo(f"{len(rows)} tickets shown; {count} service records, mean completeness {mean:.1%}")
 
 

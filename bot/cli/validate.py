@@ -7,15 +7,15 @@ import json
 import click
 
 from bot.core.settings import get_settings
-from bot.editor.validation import (
+from bot.editor.validation.findings import summary
+from bot.editor.validation.knowledge import DEFAULT_QUESTION_SIMILARITY
+from bot.editor.validation.nlu import (
     DEFAULT_EXAMPLE_SIMILARITY,
     DEFAULT_MIN_EXAMPLES,
-    DEFAULT_QUESTION_SIMILARITY,
     DEFAULT_REQUIRED_LANGUAGES,
     SERVED_LANGUAGES,
-    summary,
-    validate_project,
 )
+from bot.editor.validation.runner import validate_project
 
 
 def _languages(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -16,6 +17,9 @@ MODEL_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA, "data/jieba", "rasa_
 
 KEEP_MODELS = 3
 """How many trained models stay in var/models (newest first); older ones are deleted."""
+
+DEPLOYMENTS_FILE = "deployments.json"
+"""The deployment log under var/ that `kefu deploy` and `kefu rollback` keep."""
 
 
 class TrainingError(RuntimeError):
@@ -77,10 +81,27 @@ def ensure_model(
         )
     if result.returncode != 0 or not target.exists():
         raise TrainingError(f"rasa train failed (exit {result.returncode}); see {log_path}")
-    from bot.editor.deployment import protected_models  # (imports this module)
-
     prune_models(settings.models_dir, keep=KEEP_MODELS, protect=protected_models(settings))
     return target, True
+
+
+def protected_models(settings: Settings) -> set[Path]:
+    """Model files a rollback may still need: every deployed one that was not rolled back.
+
+    Reads the deployment log (`bot.editor.deployment.DeploymentLog` writes it); a missing or
+    unreadable log protects nothing.
+    """
+    try:
+        items = json.loads((settings.var_dir / DEPLOYMENTS_FILE).read_text("utf-8"))
+    except (FileNotFoundError, ValueError):
+        return set()
+    if not isinstance(items, list):
+        return set()
+    return {
+        Path(item["model"]).resolve()
+        for item in items
+        if isinstance(item, dict) and "model" in item and item.get("status") != "rolled_back"
+    }
 
 
 def prune_models(models_dir: Path, keep: int, protect: set[Path] | None = None) -> list[Path]:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,10 @@ from typing import Any
 import yaml
 
 from bot.core.files import replace_text
+from bot.core.paths import shown_path
 from bot.core.settings import PROJECT_ROOT
+from bot.editor.text import normalize_text, wording_key
+from kefu_shared.nlu_data import IntentBlock, NluExample, nlu_files, parse_nlu
 from knowledge_index import KnowledgeEntry, SourceError, load_entries
 from knowledge_index.sources import guess_language, source_files
 
@@ -89,16 +92,16 @@ class WriteResult:
     def as_dict(self) -> dict[str, Any]:
         """For the decision record and JSON answers (file relative to the data's parent)."""
         return {
-            "file": shown(self.file),
+            "file": _shown(self.file),
             "entry_id": self.entry_id,
             "intent": self.intent,
             "added": list(self.added),
         }
 
 
-def shown(path: Path) -> str:
-    """`data/knowledge/returns.yml` for a file two levels under the project (or data copy)."""
-    return str(Path(*path.parts[-3:])) if len(path.parts) >= 3 else str(path)
+def _shown(path: Path) -> str:
+    """A data file (`<data>/<kind>/<file>`) as editors know it: `data/knowledge/returns.yml`."""
+    return shown_path(path, path.parents[2:3])
 
 
 # ---------------------------------------------------------------------- reading
@@ -161,7 +164,7 @@ def append_entry(
 
         entries = document.get("entries")
         if not isinstance(entries, CommentedSeq):
-            raise ValidationFailed(f"{shown(path)}: has no 'entries' list to add to.")
+            raise ValidationFailed(f"{_shown(path)}: has no 'entries' list to add to.")
 
         new = CommentedMap()
         new["id"] = entry_id
@@ -209,7 +212,7 @@ def merge_questions(
             None,
         )
         if raw is None:  # loaded from this file a moment ago: it changed meanwhile
-            raise ValidationFailed(f"{shown(path)}: entry {entry_id!r} is no longer there.")
+            raise ValidationFailed(f"{_shown(path)}: entry {entry_id!r} is no longer there.")
         from ruamel.yaml.comments import CommentedSeq
 
         alternatives = raw.get("alt_questions")
@@ -230,7 +233,8 @@ def append_examples(
 ) -> WriteResult:
     """Adds examples to `intent`'s `examples: |` block in the NLU file that holds it.
 
-    Examples the intent has already are skipped.
+    Texts are compared as `kefu validate` compares examples (`normalize_text`: case, width,
+    punctuation, symbols and blanks do not count): examples the intent has already are skipped.
 
     Raises:
         UnknownTarget: The intent is not in the domain, or no NLU file has its examples.
@@ -246,21 +250,21 @@ def append_examples(
     if len(cleaned) > MAX_TEXTS:
         raise InvalidContent(f"At most {MAX_TEXTS} examples at a time.")
     with _locked(nlu_dir):
-        examples = _nlu_examples(nlu_dir)
-        holder = next((p for p, i, _ in examples if i == intent), None)
+        blocks, examples = _nlu_examples(nlu_dir)
+        holder = next((block.path for block in blocks if block.intent == intent), None)
         if holder is None:
             raise UnknownTarget(
                 f"No NLU file has examples of intent {intent!r}; add its block to data/nlu first."
             )
-        owners = {text: (i, p) for p, i, items in examples for text in items}
+        owners = {normalize_text(e.text): (e.intent, e.path) for e in examples}
         new: list[str] = []
-        for text in _distinct(cleaned, set()):
-            owner = owners.get(text)
+        for text in _distinct(cleaned, set(), key=normalize_text):
+            owner = owners.get(normalize_text(text))
             if owner is None:
                 new.append(text)
             elif owner[0] != intent:
                 raise InvalidContent(
-                    f"{text!r} is an example of intent {owner[0]!r} already ({shown(owner[1])})."
+                    f"{text!r} is an example of intent {owner[0]!r} already ({_shown(owner[1])})."
                 )
         if not new:
             return WriteResult(holder, intent=intent)
@@ -270,25 +274,18 @@ def append_examples(
     return WriteResult(holder, intent=intent, added=tuple(new))
 
 
-def _nlu_examples(nlu_dir: Path) -> list[tuple[Path, str, list[str]]]:
-    """(file, intent, examples with entities stripped) for every intent block of the folder."""
-    found: list[tuple[Path, str, list[str]]] = []
-    for path in sorted(nlu_dir.glob("*.yml")):
+def _nlu_examples(nlu_dir: Path) -> tuple[list[IntentBlock], list[NluExample]]:
+    """Every intent block and example (entities stripped) of the folder's NLU files."""
+    blocks: list[IntentBlock] = []
+    examples: list[NluExample] = []
+    for path in nlu_files(nlu_dir):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            found_blocks, found_examples = parse_nlu(path.read_text(encoding="utf-8"), path)
         except yaml.YAMLError as error:
-            raise ValidationFailed(f"{shown(path)}: bad YAML: {error}") from error
-        for item in (data.get("nlu") if isinstance(data, dict) else None) or []:
-            if isinstance(item, dict) and "intent" in item:
-                found.append((path, str(item["intent"]), _block_examples(item.get("examples"))))
-    return found
-
-
-def _block_examples(block: Any) -> list[str]:
-    from bot.bench.nlu import strip_entities  # heavy module: only when NLU files are changed
-
-    lines = (line.strip() for line in str(block or "").splitlines())
-    return [strip_entities(line[2:]).strip() for line in lines if line.startswith("- ")]
+            raise ValidationFailed(f"{_shown(path)}: bad YAML: {error}") from error
+        blocks.extend(found_blocks)
+        examples.extend(found_examples)
+    return blocks, examples
 
 
 def _insert_examples(path: Path, text: str, intent: str, new: Sequence[str]) -> str:
@@ -303,7 +300,7 @@ def _insert_examples(path: Path, text: str, intent: str, new: Sequence[str]) -> 
         None,
     )
     if start is None:
-        raise UnknownTarget(f"{shown(path)}: no '- intent: {intent}' line.")
+        raise UnknownTarget(f"{_shown(path)}: no '- intent: {intent}' line.")
     item_indent = _indent(lines[start])
     key_line = None
     for index in range(start + 1, len(lines)):
@@ -315,7 +312,7 @@ def _insert_examples(path: Path, text: str, intent: str, new: Sequence[str]) -> 
             break
     if key_line is None:
         raise ValidationFailed(
-            f"{shown(path)}:{start + 1}: intent {intent!r} has no 'examples: |' block to add to."
+            f"{_shown(path)}:{start + 1}: intent {intent!r} has no 'examples: |' block to add to."
         )
     key_indent = _indent(lines[key_line])
     last = key_line
@@ -338,19 +335,14 @@ def _insert_examples(path: Path, text: str, intent: str, new: Sequence[str]) -> 
 
 def _check_nlu(path: Path, text: str, intent: str, new: Sequence[str]) -> None:
     try:
-        data = yaml.safe_load(text) or {}
+        _, examples = parse_nlu(text, path)
     except yaml.YAMLError as error:
-        raise ValidationFailed(f"{shown(path)}: the result would not parse: {error}") from error
-    have = [
-        example
-        for item in data.get("nlu") or []
-        if isinstance(item, dict) and item.get("intent") == intent
-        for example in _block_examples(item.get("examples"))
-    ]
+        raise ValidationFailed(f"{_shown(path)}: the result would not parse: {error}") from error
+    have = [example.text.strip() for example in examples if example.intent == intent]
     missing = [example for example in new if example not in have]
     if missing:
         raise ValidationFailed(
-            f"{shown(path)}: after the insertion {missing[0]!r} is not an example of {intent!r}."
+            f"{_shown(path)}: after the insertion {missing[0]!r} is not an example of {intent!r}."
         )
 
 
@@ -403,18 +395,17 @@ def _example(text: str) -> str:
     return value
 
 
-def _distinct(texts: Sequence[str], exclude: set[str]) -> list[str]:
-    seen = {_key(text) for text in exclude}
+def _distinct(
+    texts: Sequence[str], exclude: set[str], key: Callable[[str], str] = wording_key
+) -> list[str]:
+    """`texts` without those equal under `key` to an earlier one or to one of `exclude`."""
+    seen = {key(text) for text in exclude}
     kept: list[str] = []
     for text in texts:
-        if _key(text) not in seen:
-            seen.add(_key(text))
+        if key(text) not in seen:
+            seen.add(key(text))
             kept.append(text)
     return kept
-
-
-def _key(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _new_id(topic: str, question: str, taken: set[str]) -> str:
@@ -469,9 +460,9 @@ def _round_trip(path: Path) -> tuple[Any, Any]:
                     break
             document = handler.load(text)
     except YAMLError as error:
-        raise ValidationFailed(f"{shown(path)}: bad YAML: {error}") from error
+        raise ValidationFailed(f"{_shown(path)}: bad YAML: {error}") from error
     if not isinstance(document, dict):
-        raise ValidationFailed(f"{shown(path)}: expected a mapping with 'topic' and 'entries'.")
+        raise ValidationFailed(f"{_shown(path)}: expected a mapping with 'topic' and 'entries'.")
     return document, lambda doc: dumps(handler, doc)
 
 
@@ -489,21 +480,21 @@ def _commit_knowledge(source_dir: Path, path: Path, text: str) -> None:
             where = path.parent / error.path.name
             line = f":{error.line}" if error.line is not None else ""
             raise ValidationFailed(
-                f"The change was not written: {shown(where)}{line}: {error.reason}"
+                f"The change was not written: {_shown(where)}{line}: {error.reason}"
             ) from error
     replace_text(path, text)
 
 
 def _located(error: SourceError) -> str:
     line = f":{error.line}" if error.line is not None else ""
-    return f"{shown(error.path)}{line}: {error.reason}"
+    return f"{_shown(error.path)}{line}: {error.reason}"
 
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """This process's write lock, then an exclusive `flock` on the folder (other processes)."""
     if not folder.is_dir():
-        raise UnknownTarget(f"No folder {shown(folder)}.")
+        raise UnknownTarget(f"No folder {shown_path(folder, folder.parents[1:2])}.")
     with _lock:
         descriptor = os.open(folder, os.O_RDONLY)
         try:

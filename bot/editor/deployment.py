@@ -20,10 +20,10 @@ import httpx
 
 from bot.core.files import replace_text
 from bot.core.settings import Settings
+from bot.core.training import DEPLOYMENTS_FILE
 from bot.editor.evaluation import EVALUATION_FILE, Evaluation, load_evaluation
 from bot.knowledge.index import knowledge_settings
 
-DEPLOYMENTS_FILE = "deployments.json"
 LOAD_TIMEOUT_S = 600.0
 """How long Rasa may take to load a model."""
 
@@ -85,15 +85,6 @@ def deployed_evaluation(settings: Settings) -> Evaluation | None:
         return None
     path = Path(current.evaluation) / EVALUATION_FILE
     return load_evaluation(path) if path.is_file() else None
-
-
-def protected_models(settings: Settings) -> set[Path]:
-    """Model files a rollback may still need (the pruning of old models keeps them)."""
-    try:
-        deployments = DeploymentLog.of(settings).read()
-    except DeploymentError:
-        return set()
-    return {Path(d.model).resolve() for d in deployments if d.status != "rolled_back"}
 
 
 def check_model(model: Path) -> None:

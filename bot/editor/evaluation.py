@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.bench.nlu import read_rasa_nlu
-from bot.cli.nlu import NluBenchError, run_nlu_bench
+from bot.core.files import replace_text
+from bot.core.nlu_runs import NluBenchError, run_nlu_bench
 from bot.core.settings import PROJECT_ROOT, Settings
 from bot.editor.cross_validation import IntentScores
 from bot.knowledge.index import knowledge_settings
+from kefu_shared.nlu_data import labelled_examples
 from nlu_bench.datasets import Example, write_jsonl
 
 HELD_OUT_FRACTION = 0.2
@@ -154,7 +155,7 @@ def evaluate(
     if saved.is_file() and not force:
         return load_evaluation(saved)
     folder.mkdir(parents=True, exist_ok=True)
-    train, held_out = stable_split(read_rasa_nlu(settings.nlu_dir))
+    train, held_out = stable_split(labelled_examples(settings.nlu_dir))
     if len({intent for _, intent in train}) < 2 or not held_out:
         raise EvaluationError(f"{settings.nlu_dir}: too few examples to hold any out")
     predictions = folder / "predictions.jsonl"
@@ -191,7 +192,7 @@ def evaluate(
     )
     draw_confusion(rows, folder / "confusion.png")
     write_report(evaluation, folder)
-    saved.write_text(json.dumps(evaluation.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+    replace_text(saved, json.dumps(evaluation.to_dict(), ensure_ascii=False, indent=2))
     return evaluation
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.core.files import replace_text
 from bot.core.settings import Settings
 from bot.editor.evaluation import Evaluation
 
@@ -143,7 +144,7 @@ def judge_with_settings(
 def save_verdict(verdict: Verdict, folder: Path) -> Path:
     """Writes the verdict beside its evaluation (`gate.json`)."""
     path = folder / VERDICT_FILE
-    path.write_text(json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+    replace_text(path, json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2))
     return path
 
 

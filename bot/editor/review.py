@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +38,12 @@ from bot.core.db import (
     ReviewStatus,
     session_factory,
 )
-from bot.core.settings import Settings
+from bot.core.settings import Settings, get_settings
 from bot.editor import data_writer
 from bot.editor.data_writer import DOMAIN_PATH, NewEntry, WriteResult
-from knowledge_index import Encoder, KnowledgeEntry, KnowledgeSettings, load_encoder
+from bot.editor.text import normalize_text, wording_key
+from bot.knowledge.index import knowledge_settings
+from knowledge_index import Encoder, KnowledgeEntry, load_encoder
 from knowledge_index.encoders import Vectors
 from knowledge_index.sources import guess_language
 
@@ -98,13 +99,6 @@ class AlreadyDecided(ReviewError):
 
 
 # ---------------------------------------------------------------------- texts
-def normalize_text(text: str) -> str:
-    """Lower case, width-folded, without punctuation, symbols or spaces between CJK."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in folded)
-    return " ".join(kept.split())
-
-
 def is_trivial(text: str) -> bool:
     """Greetings, thanks, one-word acks, holding replies, button payloads: nothing to learn."""
     stripped = text.strip()
@@ -390,10 +384,10 @@ def _propose(
     entries: Mapping[str, KnowledgeEntry],
 ) -> Proposal:
     centroid = total / (float(np.linalg.norm(total)) or 1.0)
-    counts = Counter(question_key(item.question) for item in items)
+    counts = Counter(wording_key(item.question) for item in items)
     first_text: dict[str, str] = {}
     for item in sorted(items, key=lambda i: i.created_at, reverse=True):  # newest wording wins
-        first_text.setdefault(question_key(item.question), item.question)
+        first_text.setdefault(wording_key(item.question), item.question)
     ranked = sorted(
         first_text,
         key=lambda key: (-counts[key], -float(vectors[first_text[key]] @ centroid), key),
@@ -417,11 +411,6 @@ def _propose(
     )
 
 
-def question_key(text: str) -> str:
-    """The form two questions share when they are the same question (case, width, spaces)."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 def _topic_of(entry: KnowledgeEntry) -> str:
     """The topic file (stem) an entry was loaded from, else its topic."""
     origin = entry.origin.rpartition(":")[0]
@@ -431,7 +420,7 @@ def _topic_of(entry: KnowledgeEntry) -> str:
 @lru_cache(maxsize=1)
 def default_encoder() -> Encoder:
     """The knowledge base's encoder (`KEFU_KB_MODEL`), loaded once per process."""
-    settings = KnowledgeSettings()
+    settings = knowledge_settings(get_settings())
     return load_encoder(
         settings.model, threads=settings.encoder_threads, batch_size=settings.batch_size
     )

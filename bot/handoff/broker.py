@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.core.db import Handoff, HandoffMessage, MessageKind, make_engine
+from bot.core.db import Handoff, HandoffMessage, MessageKind
 from bot.handoff.store import HandoffStore, NewMessage
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,8 @@ class SqlEventSource:
     """Rasa's SQL event broker (`events(id, sender_id, data)`), SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine) -> None:
+        """Reads the broker database through `engine` (the web app makes it at start)."""
         self._engine = engine
-
-    @classmethod
-    def from_url(cls, url: str) -> SqlEventSource:
-        """The source reading the broker database at `url`."""
-        return cls(make_engine(url))
 
     def read(self, after: str | None, limit: int) -> list[BrokerEvent]:
         """Events with an id above `after`; none while Rasa has not created the table yet."""

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import AfterValidator, StringConstraints, field_validator
 
-from bot.core.data_file import Loc, Problem, load_data_file
+from bot.core.data_file import Loc, Problem, Section, load_data_file
 from bot.core.settings import PROJECT_ROOT
-from bot.service.policy import _normalise, _Section
+from bot.service.reading import normalise
 
 LEVELS: tuple[str, ...] = ("basic", "advanced", "special")
 """The levels of the library, in the order the desk shows them."""
@@ -63,7 +63,7 @@ ReplyText = Annotated[str, _Stripped, _at_most(TEXT_MAX_CHARS), AfterValidator(_
 """A reply in one language: plain text that is sent as it is."""
 
 
-class Title(_Section):
+class Title(Section):
     """A title in Chinese and English."""
 
     zh: TitleText
@@ -74,7 +74,7 @@ class Title(_Section):
         return f"{self.zh} {self.en}"
 
 
-class CannedReply(_Section):
+class CannedReply(Section):
     """One ready-made reply."""
 
     title: Title
@@ -92,7 +92,7 @@ def _not_empty(value: dict[str, Any], what: str) -> dict[str, Any]:
     return value
 
 
-class Category(_Section):
+class Category(Section):
     """Replies for one kind of situation."""
 
     title: Title
@@ -104,7 +104,7 @@ class Category(_Section):
         return _not_empty(value, "reply")
 
 
-class Level(_Section):
+class Level(Section):
     """A level of the library: its categories."""
 
     title: Title
@@ -116,7 +116,7 @@ class Level(_Section):
         return _not_empty(value, "category")
 
 
-class Levels(_Section):
+class Levels(Section):
     """The three levels, from everyday replies to special situations."""
 
     basic: Level
@@ -155,7 +155,7 @@ class LibraryEntry(TypedDict):
     levels: list[LevelEntry]
 
 
-class CannedLibrary(_Section):
+class CannedLibrary(Section):
     """The canned replies file, validated."""
 
     version: Literal[1]
@@ -200,7 +200,7 @@ def _check_library(library: CannedLibrary) -> list[Problem]:
                     problems.append((loc, f"invalid name {reply_key!r}: {rule}"))
                 reply_id = f"{level_key}.{category_key}.{reply_key}"
                 for language in ("zh", "en"):
-                    title = _normalise(getattr(reply.title, language))
+                    title = normalise(getattr(reply.title, language))
                     if (language, title) in seen_titles:
                         problems.append(
                             (
@@ -210,7 +210,7 @@ def _check_library(library: CannedLibrary) -> list[Problem]:
                             )
                         )
                     seen_titles.setdefault((language, title), reply_id)
-                    text = _normalise(reply.text(language))
+                    text = normalise(reply.text(language))
                     if (language, text) in seen_texts:
                         problems.append(
                             ((*loc, language), f"the same text as {seen_texts[language, text]}")
@@ -266,10 +266,10 @@ def search(library: CannedLibrary, query: str) -> list[ReplyEntry]:
 
     An empty query finds every reply. Full-width letters and runs of spaces do not matter.
     """
-    needle = _normalise(query).strip()
+    needle = normalise(query).strip()
     found: list[ReplyEntry] = []
     for reply_id, reply in library.replies():
         haystacks = (reply.title.zh, reply.title.en, reply.zh, reply.en)
-        if any(needle in _normalise(text) for text in haystacks):
+        if any(needle in normalise(text) for text in haystacks):
             found.append(_reply_entry(reply_id, reply))
     return found

@@ -17,15 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from bot.core.data_file import Loc, Problem, load_data_file, place_text
+from bot.core.data_file import Loc, Problem, Section, load_data_file, place_text
 from bot.core.settings import PROJECT_ROOT
-from bot.service.policy import (
-    Keywords,
-    KeywordText,
-    Name,
-    _normalise,
-    _Section,
-)
+from bot.service.policy import Keywords, KeywordText, Name
+from bot.service.reading import normalise
 
 
 class HandoffPolicyError(ValueError):
@@ -87,7 +82,7 @@ def _none_as_empty(value: Any) -> Any:
     return () if value is None else value
 
 
-class ExplicitRequest(_Section):
+class ExplicitRequest(Section):
     """The intents with which a customer asks for a person."""
 
     intents: tuple[Name, ...]
@@ -105,13 +100,13 @@ class ExplicitRequest(_Section):
         return value
 
 
-class ConsecutiveMisses(_Section):
+class ConsecutiveMisses(Section):
     """Hand over after this many customer messages in a row the bot could not answer."""
 
     count: Count
 
 
-class WordLists(_Section):
+class WordLists(Section):
     """Chinese and English words; both lists must have words."""
 
     zh: tuple[KeywordText, ...]
@@ -130,7 +125,7 @@ class WordLists(_Section):
         return value
 
 
-class NegativeSentiment(_Section):
+class NegativeSentiment(Section):
     """Hand over after `streak` negative customer messages in a row."""
 
     streak: Count
@@ -138,13 +133,13 @@ class NegativeSentiment(_Section):
     negations: Keywords | None = None
 
 
-class Vip(_Section):
+class Vip(Section):
     """VIP customers go to an agent on their first message of a session."""
 
     enabled: StrictBool
 
 
-class Triggers(_Section):
+class Triggers(Section):
     """What makes the bot hand a conversation to a person."""
 
     explicit_request: ExplicitRequest
@@ -155,13 +150,13 @@ class Triggers(_Section):
     vip: Vip
 
 
-class Queue(_Section):
+class Queue(Section):
     """The agents' queue."""
 
     online_window_minutes: Count
 
 
-class HandoffPolicy(_Section):
+class HandoffPolicy(Section):
     """The handoff policy file, validated."""
 
     version: Literal[1]
@@ -215,7 +210,7 @@ def _duplicates(lists: Iterable[tuple[Loc, Sequence[str]]], what: str) -> list[P
     problems: list[Problem] = []
     for loc, words in lists:
         for index, word in enumerate(words):
-            key = _normalise(word).strip()
+            key = normalise(word).strip()
             if key in seen:
                 problems.append(((*loc, index), f"{word!r} is already listed {seen[key]}"))
             else:
@@ -242,12 +237,12 @@ def _check_policy(policy: HandoffPolicy) -> list[Problem]:
         [((*base, "negations", "zh"), negations.zh), ((*base, "negations", "en"), negations.en)],
         "negation",
     )
-    negation_words = {_normalise(word).strip() for word in negations.words}
+    negation_words = {normalise(word).strip() for word in negations.words}
     problems.extend(
         ((*loc, index), f"{word!r} is also listed under negations; remove it from one")
         for loc, listed in words
         for index, word in enumerate(listed)
-        if _normalise(word).strip() in negation_words
+        if normalise(word).strip() in negation_words
     )
     return problems
 
@@ -276,14 +271,14 @@ _ZH_GAP = 2
 @lru_cache(maxsize=32)
 def _pattern(words: tuple[str, ...], whole_words: bool) -> re.Pattern[str]:
     """One pattern for the words (longest first); whole words only for English."""
-    needles = sorted({_normalise(word).strip() for word in words} - {""}, key=len, reverse=True)
+    needles = sorted({normalise(word).strip() for word in words} - {""}, key=len, reverse=True)
     body = "|".join(re.escape(needle) for needle in needles) or r"(?!x)x"
     return re.compile(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])" if whole_words else body)
 
 
 def _zh_negated(before: str, negations: Iterable[str]) -> bool:
     """A negation ending at most `_ZH_GAP` letters before, with no punctuation between."""
-    needles = [needle for word in negations if (needle := _normalise(word).strip())]
+    needles = [needle for word in negations if (needle := normalise(word).strip())]
     for gap in range(_ZH_GAP + 1):
         if gap and not before[-gap:].isalnum():
             return False
@@ -303,7 +298,7 @@ def _en_negated(before: str, negations: Iterable[str]) -> bool:
         return False
     last = found[1]
     for word in negations:
-        needle = _normalise(word).strip()
+        needle = normalise(word).strip()
         if needle and (last == needle or ("'" in needle and last.endswith(needle))):
             return True
     return False
@@ -317,7 +312,7 @@ def is_negative(text: str, policy: HandoffPolicy) -> bool:
     """
     sentiment = policy.triggers.negative_sentiment
     negations = sentiment.negations
-    normal = _normalise(text)
+    normal = normalise(text)
     checks: tuple[tuple[bool, tuple[str, ...], tuple[str, ...]], ...] = (
         (False, sentiment.words.zh, negations.zh if negations else ()),
         (True, sentiment.words.en, negations.en if negations else ()),

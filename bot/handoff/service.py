@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from bot.core.db import Agent, Handoff, HandoffStatus, MessageKind, make_engine
+from sqlalchemy import Engine
+
+from bot.core.db import Agent, Handoff, HandoffStatus, MessageKind
 from bot.core.settings import Settings
-from bot.handoff.broker import ConsumedBatch, HandoffConsumer, SqlEventSource
+from bot.handoff.broker import ConsumedBatch, EventSource, HandoffConsumer
 from bot.handoff.hub import DeskHub
 from bot.handoff.policy import HandoffPolicy, load_handoff_policy
 from bot.handoff.rasa_api import (
@@ -30,7 +32,8 @@ from bot.handoff.rasa_api import (
 )
 from bot.handoff.store import HandoffError, HandoffNotFound, HandoffStore, NewMessage
 from bot.handoff.views import handoff_view, message_view
-from knowledge_index import KnowledgeBase, KnowledgeIndexError, KnowledgeSettings
+from bot.knowledge.index import knowledge_settings
+from knowledge_index import KnowledgeBase, KnowledgeIndexError
 
 logger = logging.getLogger(__name__)
 
@@ -80,24 +83,14 @@ class DeskService:
     hub: DeskHub
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DeskService:
-        """The desk for `settings` (its app database and Rasa server)."""
-        return cls(
-            settings,
-            HandoffStore(make_engine(settings.database_url)),
-            RasaClient.from_settings(settings),
-            DeskHub(),
-        )
+    def from_settings(cls, settings: Settings, engine: Engine) -> DeskService:
+        """The desk for `settings` (its Rasa server) on `engine`, the app database's engine."""
+        return cls(settings, HandoffStore(engine), RasaClient.from_settings(settings), DeskHub())
 
     @cached_property
     def policy(self) -> HandoffPolicy:
         """The handoff policy file (who counts as online), read on first use."""
         return load_handoff_policy()
-
-    @cached_property
-    def consumer(self) -> HandoffConsumer:
-        """The event-broker consumer feeding this desk."""
-        return HandoffConsumer(self.store, SqlEventSource.from_url(self.settings.event_broker_url))
 
     # ------------------------------------------------------------------ reading
     async def queue(self) -> list[dict[str, Any]]:
@@ -193,7 +186,7 @@ class DeskService:
     @cached_property
     def knowledge_base(self) -> KnowledgeBase:
         """The published knowledge-base index (loaded on the first assist request)."""
-        return KnowledgeBase(KnowledgeSettings())
+        return KnowledgeBase(knowledge_settings(self.settings))
 
     # ------------------------------------------------------------------ ownership
     async def claim(self, handoff_id: int, agent: Agent) -> dict[str, Any]:
@@ -323,9 +316,9 @@ class DeskService:
             with contextlib.suppress(HandoffNotFound):
                 await self._announce(handoff_id)
 
-    async def run_consumer(self, stop: asyncio.Event) -> None:
-        """Feeds the consoles from the event broker until `stop` is set."""
-        await self.consumer.run(self.on_batch, stop)
+    async def run_consumer(self, source: EventSource, stop: asyncio.Event) -> None:
+        """Feeds the consoles from the event broker's `source` until `stop` is set."""
+        await HandoffConsumer(self.store, source).run(self.on_batch, stop)
 
     # ------------------------------------------------------------------ helpers
     async def _owned(self, handoff_id: int, agent: Agent) -> Handoff:

@@ -16,9 +16,20 @@ from knowledge_index import (
 
 
 def knowledge_settings(settings: Settings) -> KnowledgeSettings:
-    """Knowledge-base settings with Kefu's index folder and knowledge sources."""
-    return KnowledgeSettings(
-        var_dir=settings.knowledge_dir, source_dir=settings.knowledge_source_dir
+    """The knowledge-base settings of Kefu: the one way every part of the bot builds them.
+
+    Every field comes from its `KEFU_KB_*` variable as usual; the two folders, unless their
+    variables are set, follow Kefu's `settings`: the index under `KEFU_VAR_DIR`
+    (`settings.knowledge_dir`), the sources under `KEFU_DATA_DIR`
+    (`settings.knowledge_source_dir`).
+    """
+    kb_settings = KnowledgeSettings()
+    folders = {
+        "var_dir": settings.knowledge_dir,
+        "source_dir": settings.knowledge_source_dir,
+    }
+    return kb_settings.model_copy(
+        update={k: v for k, v in folders.items() if k not in kb_settings.model_fields_set}
     )
 
 

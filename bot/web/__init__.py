@@ -1,4 +1,4 @@
-"""Kefu's web service (FastAPI): the customer chat page, health, and later the agent desk."""
+"""Kefu's web service (FastAPI): the customer chat page, health and the agent desk."""
 
 from bot.web.app import create_app
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+from numpy.typing import NDArray
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -86,9 +87,9 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         labels: list[str] | None = None,
-        weights: np.ndarray | None = None,
-        bias: np.ndarray | None = None,
-        idf: np.ndarray | None = None,
+        weights: NDArray[np.float32] | None = None,
+        bias: NDArray[np.float32] | None = None,
+        idf: NDArray[np.float32] | None = None,
     ) -> None:
         self._config = {**self.get_default_config(), **config}
         self.validate_config(self._config)
@@ -111,17 +112,20 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return cls(config, model_storage, resource)
 
     @staticmethod
-    def _sparse_blocks(message: Message) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    def _sparse_blocks(
+        message: Message,
+    ) -> list[tuple[NDArray[np.int_], NDArray[np.float32], int]]:
         """(columns, counts, width) of each featurizer's sentence-level sparse features."""
         blocks = []
         for feature in message.features:
             sentence = feature.attribute == TEXT and feature.type == FEATURE_TYPE_SENTENCE
             if sentence and feature.is_sparse():
-                matrix = feature.features.tocoo()
+                sparse: Any = feature.features  # a scipy matrix (scipy has no types)
+                matrix = sparse.tocoo()
                 blocks.append((matrix.col, matrix.data.astype(np.float32), matrix.shape[1]))
         return blocks
 
-    def _row(self, message: Message) -> tuple[np.ndarray, np.ndarray]:
+    def _row(self, message: Message) -> tuple[NDArray[np.int_], NDArray[np.float32]]:
         """(columns, values) of one message's features.
 
         Each featurizer's counts, log-scaled times idf and L2-normalised, then the dense
@@ -184,7 +188,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return self._resource
 
     @classmethod
-    def _inverse_document_frequency(cls, examples: list[Message]) -> np.ndarray | None:
+    def _inverse_document_frequency(cls, examples: list[Message]) -> NDArray[np.float32] | None:
         """Smoothed idf of every sparse column, as scikit-learn's TfidfTransformer computes it."""
         rows = [cls._sparse_blocks(m) for m in examples]
         widths = {tuple(width for _, _, width in blocks) for blocks in rows}
@@ -196,7 +200,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         frequency = np.bincount(np.concatenate(columns), minlength=int(offsets[-1]))
         return np.asarray(np.log((1 + len(rows)) / (1 + frequency)) + 1, dtype=np.float32)
 
-    def confidences(self, messages: list[Message]) -> np.ndarray:
+    def confidences(self, messages: list[Message]) -> NDArray[np.float32]:
         """Confidence of every intent (columns in `labels` order) for every message."""
         assert self._weights is not None and self._bias is not None
         scores = np.tile(self._bias, (len(messages), 1))

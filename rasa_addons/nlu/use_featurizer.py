@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -78,14 +79,15 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         execution_context: ExecutionContext,
     ) -> UniversalSentenceEncoderFeaturizer:
         """Creates the featurizer; the model loads on first use."""
-        return cls(execution_context.node_name, config)
+        # Rasa types node_name Optional but always names the graph's nodes.
+        return cls(execution_context.node_name, config)  # type: ignore[arg-type]
 
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         super().__init__(name, config)
-        self._token_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._token_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         encoder = load_encoder(int(self._config["threads"]))
@@ -93,7 +95,7 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         batches = [encoder.encode(texts[i : i + size]) for i in range(0, len(texts), size)]
         return np.asarray(np.concatenate(batches), dtype=np.float32)
 
-    def _token_vectors(self, words: list[str]) -> np.ndarray:
+    def _token_vectors(self, words: list[str]) -> NDArray[np.float32]:
         """Vectors of `words`, encoding only those not cached yet."""
         with self._lock:
             missing = sorted({w for w in words if w not in self._token_cache})
@@ -123,7 +125,7 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
                 else None
             )
             self.add_features_to_message(
-                sequence=sequence,
+                sequence=sequence,  # type: ignore[arg-type]  # Rasa skips None features
                 sentence=sentence.reshape(1, DIMENSIONS),
                 attribute=TEXT,
                 message=message,

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli.kb import kb
+from bot.cli.main import main
 from knowledge_index import LabelledQuery, QueryFileError, evaluate, load_queries
 
 
@@ -73,8 +74,9 @@ def test_bad_query_file(tmp_path: Path) -> None:
         load_queries(path)
 
 
+@pytest.mark.parametrize("command", [("eval", "kb"), ("kb", "eval")], ids=["new", "old-name"])
 def test_cli_eval_prints_one_json_object(
-    tmp_path: Path, kb_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kb_dir: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, str]
 ) -> None:
     queries = tmp_path / "queries.jsonl"
     lines = [
@@ -85,7 +87,7 @@ def test_cli_eval_prints_one_json_object(
     queries.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), "utf-8")
     monkeypatch.setenv("KEFU_KB_MODEL", "hashing")
     monkeypatch.setenv("KEFU_KB_CALIBRATION_QUERIES", "100")
-    result = CliRunner().invoke(kb, ["eval", "--kb", str(kb_dir), "--queries", str(queries)])
+    result = CliRunner().invoke(main, [*command, "--kb", str(kb_dir), "--queries", str(queries)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["n_queries"] == 3 and report["n_unanswerable"] == 1

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from bot.core.settings import Settings
+from bot.web.deps import app_settings
+from bot.web.pages import templates
 
 router = APIRouter(tags=["chat"])
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
 
 def widget_config(settings: Settings) -> dict[str, object]:
@@ -34,7 +33,7 @@ def widget_config(settings: Settings) -> dict[str, object]:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def chat_page(request: Request) -> HTMLResponse:
     """The shop's help page with the chat widget embedded."""
-    settings: Settings = request.app.state.settings
+    settings = app_settings(request)
     response = templates.TemplateResponse(
         request,
         "chat.html",

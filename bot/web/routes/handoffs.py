@@ -13,32 +13,25 @@ import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, status
+from fastapi import APIRouter, HTTPException, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from bot.core.db import Agent
 from bot.handoff.canned import as_api, load_canned_replies
 from bot.handoff.rasa_api import RasaApiError
-from bot.handoff.service import DeskService
 from bot.handoff.store import MAX_TEXT, HandoffError, HandoffNotFound
-from bot.web.routes.desk import SESSION_COOKIE, CurrentAgent, get_desk, require_csrf
+from bot.web.deps import (
+    SESSION_COOKIE,
+    Csrf,
+    CurrentAgent,
+    Limited,
+    Service,
+    get_accounts,
+    get_service,
+)
 
-MAX_BODY_BYTES = 16 * 1024
-"""The largest JSON body a desk call takes (a 2,000-character reply is at most 8 KB)."""
-
-
-async def limit_body(request: Request) -> None:
-    """413 for a body over `MAX_BODY_BYTES` (by its declared length, then its real one)."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The request is too large.")
-    if len(await request.body()) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The request is too large.")
-
-
-router = APIRouter(prefix="/desk", tags=["desk"])
+router = APIRouter(prefix="/desk", tags=["desk handoffs"])
 T = TypeVar("T")
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
@@ -64,20 +57,6 @@ class AssignBody(_Body):
 
 class EmptyBody(_Body):
     """No fields."""
-
-
-def get_service(request: HTTPConnection) -> DeskService:
-    """The app's desk service (made by the app's lifespan, or here on first use)."""
-    service: DeskService | None = getattr(request.app.state, "desk_service", None)
-    if service is None:
-        service = DeskService.from_settings(request.app.state.settings)
-        request.app.state.desk_service = service
-    return service
-
-
-Service = Annotated[DeskService, Depends(get_service)]
-Csrf = Depends(require_csrf)
-Limited = Depends(limit_body)
 
 
 def _refused(error: HandoffError) -> HTTPException:
@@ -211,9 +190,9 @@ def _same_origin(socket: WebSocket) -> bool:
 @router.websocket("/ws")
 async def live(socket: WebSocket) -> None:
     """Live queue and message updates for a signed-in console (same origin only)."""
-    desk = get_desk(socket)  # type: ignore[arg-type]
+    accounts = get_accounts(socket)
     token = socket.cookies.get(SESSION_COOKIE, "")
-    session = await asyncio.to_thread(desk.sessions.get, token) if token else None
+    session = await asyncio.to_thread(accounts.sessions.get, token) if token else None
     if session is None or not _same_origin(socket):
         await socket.close(code=4401 if session is None else 4403)
         return
@@ -231,7 +210,7 @@ async def live(socket: WebSocket) -> None:
             with contextlib.suppress(ValueError, TypeError):  # binary frames, not JSON: ignored
                 message = json.loads(frame.get("text") or "")
             if isinstance(message, dict) and message.get("type") == "ping":
-                if await asyncio.to_thread(desk.sessions.get, token) is None:
+                if await asyncio.to_thread(accounts.sessions.get, token) is None:
                     await socket.close(code=4401)  # signed out or expired meanwhile
                     return
                 await asyncio.to_thread(service.store.touch_agent, agent.id)

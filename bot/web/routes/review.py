@@ -12,13 +12,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from starlette.requests import HTTPConnection
 
-from bot.core.db import Agent, AgentRole, make_engine
-from bot.core.settings import Settings
 from bot.editor.data_writer import DataWriteError
 from bot.editor.review import (
     NEXT_STEP_KB,
@@ -26,26 +23,13 @@ from bot.editor.review import (
     AlreadyDecided,
     ItemNotFound,
     ReviewError,
-    ReviewQueue,
-    default_encoder,
 )
-from bot.web.routes.desk import (
-    DESK_CSP,
-    OptionalSession,
-    require_agent,
-    require_csrf,
-    templates,
-)
-from bot.web.routes.handoffs import limit_body
-from knowledge_index import Encoder, KnowledgeIndexError
+from bot.web.deps import EDITOR_ROLES, Csrf, Editor, Limited, OptionalSession, Review
+from bot.web.pages import desk_page, templates
 
 router = APIRouter(prefix="/desk", tags=["desk review"])
-EDITOR_ROLES = (AgentRole.editor, AgentRole.admin)
 T = TypeVar("T")
 
-Editor = Annotated[Agent, Depends(require_agent(*EDITOR_ROLES))]
-Csrf = Depends(require_csrf)
-Limited = Depends(limit_body)
 Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 ItemIds = Annotated[list[int], Field(default_factory=list, max_length=500)]
 
@@ -88,41 +72,6 @@ class RejectBody(_Body):
     reason: str = Field("", max_length=500)
 
 
-def _page(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = DESK_CSP
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _shared_encoder(app: Any) -> Encoder:
-    """The encoder of the desk's knowledge base if it has one loaded, else our own."""
-    service = getattr(app.state, "desk_service", None)
-    if service is not None:
-        try:
-            encoder: Encoder = service.knowledge_base.index.encoder
-            return encoder
-        except (KnowledgeIndexError, AttributeError):
-            pass
-    return default_encoder()
-
-
-def get_review(request: HTTPConnection) -> ReviewQueue:
-    """The app's review queue (made on first use; `app.state.review_encoder` overrides)."""
-    queue: ReviewQueue | None = getattr(request.app.state, "review_queue", None)
-    if queue is None:
-        settings: Settings = request.app.state.settings
-        app = request.app
-        encoder: Encoder | Callable[[], Encoder] = getattr(app.state, "review_encoder", None) or (
-            lambda: _shared_encoder(app)
-        )
-        queue = ReviewQueue(make_engine(settings.database_url), settings, encoder)
-        request.app.state.review_queue = queue
-    return queue
-
-
-Review = Annotated[ReviewQueue, Depends(get_review)]
-
-
 async def _run(call: Callable[[], T]) -> T:
     """Runs a blocking review call in a thread, turning refusals into 4xx."""
     try:
@@ -141,7 +90,7 @@ def review_page(request: Request, session: OptionalSession) -> Response:
     if session is None:
         return RedirectResponse("/desk/login", status.HTTP_303_SEE_OTHER)
     allowed = session.agent.role in EDITOR_ROLES
-    return _page(
+    return desk_page(
         templates.TemplateResponse(
             request,
             "desk_review.html",

@@ -1,0 +1,27 @@
+"""The agent console page (`/desk`): the handoff queue and conversations, for signed-in agents.
+
+Its data comes from the handoffs API (`routes/handoffs.py`); without a session the page
+redirects to the login form.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from bot.web.deps import OptionalSession
+from bot.web.pages import desk_page, templates
+
+router = APIRouter(prefix="/desk", tags=["desk console"])
+
+
+@router.get("", response_class=HTMLResponse, summary="The desk page")
+def console_page(request: Request, session: OptionalSession) -> Response:
+    """The desk (the queue arrives with the handoff console); the login form without a session."""
+    if session is None:
+        return RedirectResponse("/desk/login", status.HTTP_303_SEE_OTHER)
+    return desk_page(
+        templates.TemplateResponse(
+            request, "desk.html", {"agent": session.agent, "csrf_token": session.csrf_token}
+        )
+    )

@@ -1,0 +1,261 @@
+"""What the WeChat webhook does with a request, without a web framework.
+
+`WeChatWebhook.receive(query, body)` verifies and parses the request (`WeChatCodec`),
+drops WeChat's retries (`ChannelState.claim`), routes the message (text and recognised
+voice to the bot, menu clicks through the menu table, subscriptions as `/greet`, other
+media a fixed reply) and applies the 5-second rule: the bot's answer goes back in the
+HTTP reply when it is ready within `passive_reply_seconds`; otherwise WeChat gets
+`success` at once and the answer follows through the customer-service message API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+
+from connectors.channel_state import ChannelState
+from connectors.logs import mask_user_id
+from connectors.messages import is_valid_sender_id, prepare_text
+from connectors.wechat.protocol import (
+    MAX_BODY_BYTES,
+    InboundMessage,
+    WeChatCodec,
+    WeChatRequestError,
+)
+from connectors.wechat.sending import ReplyWindow, WeChatOutput, options_key
+from connectors.wechat.text import (
+    UNHEARD_VOICE,
+    UNKNOWN_MENU_ITEM,
+    UNSUPPORTED_MESSAGE,
+    chosen_number,
+    chosen_payload,
+    join_messages,
+    split_text,
+)
+
+logger = logging.getLogger(__name__)
+
+GREET = "/greet"
+"""What a new follower is taken to have said: the bot's own greeting answers."""
+SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan"})
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """The HTTP response to give: status, body and content type."""
+
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+SUCCESS = WebhookReply(200, "success")
+"""WeChat's acknowledgement: no passive reply, and no retries."""
+
+
+@dataclass(frozen=True)
+class BotTurn:
+    """What to send to the bot for an incoming message."""
+
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+class WeChatWebhook:
+    """Handles WeChat's webhook requests; `on_new_message` is Rasa's message handler."""
+
+    def __init__(
+        self,
+        codec: WeChatCodec,
+        state: ChannelState,
+        output: WeChatOutput,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        menu: Mapping[str, str] | None = None,
+        passive_reply_seconds: float = 4.0,
+        input_channel: str = "wechat",
+    ) -> None:
+        self.codec = codec
+        self.state = state
+        self.output = output
+        self.on_new_message = on_new_message
+        self.menu = dict(menu or {})
+        self.passive_reply_seconds = passive_reply_seconds
+        self.input_channel = input_channel
+        self._background: set[asyncio.Task[None]] = set()
+
+    def handshake(self, query: Mapping[str, str]) -> WebhookReply:
+        """WeChat's GET check of the server URL: echo `echostr` when the signature is valid."""
+        try:
+            return WebhookReply(200, self.codec.handshake(query))
+        except WeChatRequestError as error:
+            return WebhookReply(error.status, error.reason)
+
+    async def receive(
+        self, query: Mapping[str, str], body: bytes, content_length: str | None = None
+    ) -> WebhookReply:
+        """Answers a webhook POST: 4xx for bad requests, `success` or a passive reply otherwise."""
+        deadline = time.monotonic() + self.passive_reply_seconds
+        try:
+            if content_length and content_length.isdigit() and int(content_length) > MAX_BODY_BYTES:
+                raise WeChatRequestError(413, "The body is too large.")
+            message = self.codec.open(query, body)
+        except WeChatRequestError as error:
+            logger.info("wechat_refused status=%d reason=%s", error.status, error.reason)
+            return WebhookReply(error.status, error.reason)
+        except Exception:  # never a 500
+            logger.exception("wechat_unreadable")
+            return WebhookReply(400, "The request could not be read.")
+        try:
+            return await self._handle(message, query, deadline)
+        except Exception:  # WeChat shows customers an error page for anything but 200
+            logger.exception("wechat_error user=%s", mask_user_id(message.source))
+            return SUCCESS
+
+    async def _handle(
+        self, message: InboundMessage, query: Mapping[str, str], deadline: float
+    ) -> WebhookReply:
+        if not is_valid_sender_id(message.source):
+            return WebhookReply(400, "FromUserName is not a valid openid.")
+        user = mask_user_id(message.source)
+        if not await self._claim(message.dedup_key):
+            logger.info("wechat_duplicate user=%s type=%s", user, message.msg_type)
+            return SUCCESS
+        route = await self._route(message)
+        logger.info(
+            "wechat_message user=%s type=%s event=%s route=%s",
+            user,
+            message.msg_type,
+            message.event or "-",
+            "bot" if isinstance(route, BotTurn) else "fixed" if route else "ack",
+        )
+        if route is None:
+            return SUCCESS
+        if isinstance(route, str):
+            return self._passive(message, route, query)
+        return await self._ask_bot(message, route, query, deadline)
+
+    async def _claim(self, key: str) -> bool:
+        """True the first time `key` is seen (also True when the state store fails)."""
+        try:
+            return await asyncio.to_thread(self.state.claim, key)
+        except Exception:
+            logger.exception("wechat_dedup_unavailable")
+            return True
+
+    async def _route(self, message: InboundMessage) -> BotTurn | str | None:
+        """A turn for the bot, a fixed reply, or None to just acknowledge."""
+        if message.msg_type == "event":
+            if message.event in SUBSCRIBE_EVENTS:
+                return BotTurn(GREET)
+            if message.event == "click":
+                text = self.menu.get(message.event_key)
+                return BotTurn(text) if text else UNKNOWN_MENU_ITEM
+            return None
+        if message.msg_type not in ("text", "voice"):
+            return UNSUPPORTED_MESSAGE
+        if not message.content.strip():
+            return UNHEARD_VOICE if message.msg_type == "voice" else None
+        payload = await self._chosen_option(message.source, message.content)
+        if payload is not None:
+            return BotTurn(payload)
+        prepared = prepare_text(message.content)
+        return BotTurn(prepared.text, prepared.metadata()) if prepared.text else None
+
+    async def _chosen_option(self, openid: str, text: str) -> str | None:
+        """The payload a numeric reply picks from the options last sent (then forgotten)."""
+        if chosen_number(text) is None:
+            return None
+        stored = await asyncio.to_thread(self.state.get, options_key(openid))
+        try:
+            payloads = json.loads(stored) if stored else []
+        except ValueError:
+            payloads = []
+        payload = chosen_payload(text, [str(p) for p in payloads])
+        if payload is not None:
+            await asyncio.to_thread(self.state.delete, options_key(openid))
+        return payload
+
+    def _passive(
+        self, message: InboundMessage, text: str, query: Mapping[str, str]
+    ) -> WebhookReply:
+        return WebhookReply(
+            200, self.codec.render_reply(message, text, query), "application/xml; charset=utf-8"
+        )
+
+    async def _ask_bot(
+        self, message: InboundMessage, turn: BotTurn, query: Mapping[str, str], deadline: float
+    ) -> WebhookReply:
+        """Runs the bot; answers passively if it is done by `deadline`, else acknowledges.
+
+        The bot's task is shielded: a timeout never cancels it, and what it says after the
+        deadline is pushed through the customer-service message API.
+        """
+        openid = message.source
+        window = ReplyWindow(self.output)
+        user_message = UserMessage(
+            turn.text,
+            window,
+            openid,
+            input_channel=self.input_channel,
+            message_id=message.msg_id or None,
+            metadata=turn.metadata,
+        )
+        started = time.monotonic()
+        task = asyncio.ensure_future(self.on_new_message(user_message))
+        try:
+            await asyncio.wait_for(asyncio.shield(task), max(deadline - time.monotonic(), 0))
+        except asyncio.TimeoutError:
+            self._spawn(self._push_when_done(task, window, openid))
+            logger.info(
+                "wechat_reply user=%s mode=deferred elapsed_ms=%d",
+                mask_user_id(openid),
+                (time.monotonic() - started) * 1000,
+            )
+            return SUCCESS
+        except asyncio.CancelledError:  # the request was dropped: the answer still goes out
+            self._spawn(self._push_when_done(task, window, openid))
+            raise
+        except Exception:
+            logger.exception("wechat_bot_failed user=%s", mask_user_id(openid))
+        parts = split_text(join_messages(window.close()))
+        logger.info(
+            "wechat_reply user=%s mode=passive parts=%d elapsed_ms=%d",
+            mask_user_id(openid),
+            len(parts),
+            (time.monotonic() - started) * 1000,
+        )
+        if not parts:
+            return SUCCESS
+        if len(parts) > 1:
+            self._spawn(window.push(openid, parts[1:]))
+        return self._passive(message, parts[0], query)
+
+    async def _push_when_done(
+        self, task: asyncio.Future[Any], window: ReplyWindow, openid: str
+    ) -> None:
+        """Waits for the bot, then pushes what it said through the API."""
+        try:
+            await task
+        except Exception:
+            logger.exception("wechat_bot_failed user=%s", mask_user_id(openid))
+        text = join_messages(window.close())
+        if text:
+            await window.push(openid, [text])
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Runs `coroutine` in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Waits for the background pushes (tests and shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
