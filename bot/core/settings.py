@@ -16,6 +16,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_RASA_TOKEN = "kefu-local-token"  # noqa: S105 (refused in production)
 """The Rasa API token of local runs; refused when `KEFU_ENV=production`."""
 
+LOCAL_CUSTOMER_SESSION_SECRET = "kefu-local-customer-sessions"  # noqa: S105 (refused in production)
+"""Signs web-chat customer sessions in local runs; refused when `KEFU_ENV=production`."""
+
+LOCAL_ACTION_TOKEN = "kefu-local-action-token"  # noqa: S105 (refused in production)
+"""What Rasa shows the action server in local runs; refused when `KEFU_ENV=production`."""
+
+MIN_SECRET_LENGTH = 24
+"""The shortest secret production accepts (tokens, signing keys, webhook secrets)."""
+
 DEMO_AGENT_PASSWORD = "kefu-demo-agent"  # noqa: S105 (refused in production)
 """The demo agent's password of local runs; production runs have no demo password."""
 
@@ -113,6 +122,35 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = Field(
         "https://api.telegram.org", validation_alias="TELEGRAM_API_BASE_URL"
     )
+    customer_session_secret: str = Field(
+        LOCAL_CUSTOMER_SESSION_SECRET,
+        description="Signs the web chat's customer sessions (web service and Rasa share it).",
+    )
+    customer_session_hours: float = Field(24, description="Lifetime of a web-chat session.")
+    shop_identity_secret: str = Field(
+        "",
+        description="HMAC key of the shop's logged-in users (user_hash = HMAC-SHA256(key, "
+        "user id)); empty = no shop identities.",
+    )
+    rest_token: str = Field(
+        "",
+        description="Bearer token of the server-to-server REST channel; required in production.",
+    )
+    action_token: str = Field(
+        LOCAL_ACTION_TOKEN, description="Shared secret Rasa sends the action server."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "
+        "believed; empty = the peer address is the client.",
+    )
+    rasa_api_allowed: str = Field(
+        "127.0.0.1,::1",
+        description="In production, the client addresses that may use Rasa's HTTP API "
+        "(the channels' webhooks stay public).",
+    )
+    max_json_bytes: int = Field(64 * 1024, description="Largest JSON body any server reads.")
+    max_form_bytes: int = Field(16 * 1024, description="Largest form body the web service reads.")
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:
@@ -135,6 +173,8 @@ class Settings(BaseSettings):
                 "KEFU_RASA_TOKEN must be set to a secret of at least 16 characters "
                 f"in production (try: {secrets.token_urlsafe(24)})."
             )
+        if self.env == "production":
+            self._refuse_weak_secrets()
         if self.env == "production" and self.demo_agent_password == DEMO_AGENT_PASSWORD:
             if "demo_agent_password" in self.model_fields_set:
                 raise SettingsError(
@@ -156,6 +196,43 @@ class Settings(BaseSettings):
                 "give them separate databases."
             )
         return self
+
+    def _refuse_weak_secrets(self) -> None:
+        """Production needs real secrets: no published default, none shorter than 24 characters."""
+        required = {
+            "KEFU_CUSTOMER_SESSION_SECRET": (
+                self.customer_session_secret,
+                LOCAL_CUSTOMER_SESSION_SECRET,
+            ),
+            "KEFU_ACTION_TOKEN": (self.action_token, LOCAL_ACTION_TOKEN),
+            "KEFU_REST_TOKEN": (self.rest_token, ""),
+        }
+        optional = {
+            "KEFU_SHOP_IDENTITY_SECRET": self.shop_identity_secret,
+            "TELEGRAM_SECRET_TOKEN": self.telegram_secret_token if self.telegram_token else "",
+        }
+        weak = [
+            name
+            for name, (value, default) in required.items()
+            if value == default or len(value) < MIN_SECRET_LENGTH
+        ] + [name for name, value in optional.items() if value and len(value) < MIN_SECRET_LENGTH]
+        if self.telegram_token and not self.telegram_secret_token:
+            weak.append("TELEGRAM_SECRET_TOKEN")
+        if self.wechat_token and not self.wechat_encoding_aes_key:
+            raise SettingsError(
+                "WeChat plain mode is refused in production: set WECHAT_ENCODING_AES_KEY "
+                "(safe mode, the signature then covers the message)."
+            )
+        if weak:
+            raise SettingsError(
+                f"{', '.join(weak)}: set a secret of at least {MIN_SECRET_LENGTH} characters "
+                f"in production (try: {secrets.token_urlsafe(32)})."
+            )
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        """`trusted_proxies` as a set of addresses."""
+        return frozenset(filter(None, (part.strip() for part in self.trusted_proxies.split(","))))
 
     @property
     def intent_floors(self) -> dict[str, float]:
@@ -245,6 +322,13 @@ class Settings(BaseSettings):
             "TELEGRAM_TOKEN": self.telegram_token,
             "TELEGRAM_SECRET_TOKEN": self.telegram_secret_token,
             "TELEGRAM_API_BASE_URL": self.telegram_api_base_url,
+            "KEFU_ENV": self.env,
+            "KEFU_CUSTOMER_SESSION_SECRET": self.customer_session_secret,
+            "KEFU_SHOP_IDENTITY_SECRET": self.shop_identity_secret,
+            "KEFU_REST_TOKEN": self.rest_token,
+            "KEFU_ACTION_TOKEN": self.action_token,
+            "KEFU_RASA_API_ALLOWED": self.rasa_api_allowed,
+            "KEFU_MAX_JSON_BYTES": str(self.max_json_bytes),
         }
 
 

@@ -267,3 +267,14 @@ def load_error(load: Callable[[Path], object], error: type[Exception], path: Pat
     with pytest.raises(error) as caught:
         load(path)
     return str(caught.value)
+
+
+# ---------------------------------------------------------------- production settings
+PRODUCTION: dict[str, Any] = {
+    "env": "production",
+    "rasa_token": "r" * 32,
+    "customer_session_secret": "c" * 32,
+    "action_token": "a" * 32,
+    "rest_token": "t" * 32,
+}
+"""Keyword arguments of `Settings` that production accepts (every secret set)."""

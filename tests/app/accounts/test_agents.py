@@ -25,6 +25,7 @@ from bot.accounts import (
 from bot.cli.main import main
 from bot.core.db import Agent, AgentRole, DeskSession, LoginAttempt
 from bot.core.settings import Settings
+from tests.app.conftest import PRODUCTION
 
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -187,11 +188,11 @@ def test_the_demo_editor_is_a_knowledge_editor(engine: Engine) -> None:
 
 
 def test_production_has_no_published_demo_password() -> None:
-    production = Settings(env="production", rasa_token="s" * 32)
+    production = Settings(**PRODUCTION)
     assert production.demo_agent_password == ""
     with pytest.raises(ValueError, match="KEFU_DEMO_AGENT_PASSWORD"):
-        Settings(env="production", rasa_token="s" * 32, demo_agent_password="kefu-demo-agent")
-    own = Settings(env="production", rasa_token="s" * 32, demo_agent_password="x" * 20)
+        Settings(**PRODUCTION, demo_agent_password="kefu-demo-agent")
+    own = Settings(**PRODUCTION, demo_agent_password="x" * 20)
     assert own.demo_agent_password == "x" * 20
 
 

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.core.settings import LOCAL_RASA_TOKEN, Settings
+from tests.app.conftest import PRODUCTION
 
 
 def test_local_defaults_live_under_var(tmp_path: Path) -> None:
@@ -31,8 +32,26 @@ def test_production_refuses_placeholder_tokens(token: str) -> None:
         Settings(env="production", rasa_token=token)
 
 
-def test_production_accepts_a_real_secret() -> None:
-    assert Settings(env="production", rasa_token="s" * 32).env == "production"
+def test_production_accepts_real_secrets() -> None:
+    assert Settings(**PRODUCTION).env == "production"
+
+
+@pytest.mark.parametrize("name", ["customer_session_secret", "action_token", "rest_token"])
+def test_production_refuses_a_default_or_short_secret(name: str) -> None:
+    with pytest.raises(ValidationError, match=f"KEFU_{name.upper()}"):
+        Settings(**{**PRODUCTION, name: "short"})
+    published = {"rest_token": ""}.get(name, Settings().model_dump()[name])
+    with pytest.raises(ValidationError, match="at least 24 characters"):
+        Settings(**{**PRODUCTION, name: published})
+
+
+def test_production_refuses_a_short_telegram_secret_and_wechat_plain_mode() -> None:
+    telegram = {"telegram_token": "1:abc", "telegram_secret_token": "x"}
+    with pytest.raises(ValidationError, match="TELEGRAM_SECRET_TOKEN"):
+        Settings(**PRODUCTION, **telegram)
+    with pytest.raises(ValidationError, match="plain mode"):
+        Settings(**PRODUCTION, wechat_token="w" * 32)
+    assert Settings(wechat_token="w", telegram_token="1:abc").env == "local"
 
 
 def test_tracker_store_and_broker_must_differ() -> None:

@@ -15,6 +15,7 @@ from bot.core.db import Agent, AgentRole, DeskSession, make_engine, upgrade
 from bot.core.settings import Settings
 from bot.web import create_app
 from bot.web.deps import require_agent, require_csrf
+from tests.app.conftest import PRODUCTION
 from tests.app.web.conftest import PASSWORD
 
 
@@ -82,7 +83,7 @@ def test_login_sets_the_session_cookie_and_redirects(client: TestClient) -> None
 
 
 def test_production_cookies_are_secure(tmp_path: Path) -> None:
-    settings = Settings(var_dir=tmp_path, env="production", rasa_token="s" * 32)
+    settings = Settings(var_dir=tmp_path, **PRODUCTION)
     upgrade(settings.database_url)
     AgentStore(make_engine(settings.database_url)).create(
         "li.na", "Li Na", AgentRole.agent, PASSWORD
