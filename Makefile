@@ -112,8 +112,8 @@ telegram-poll: install-app ## Local development without a public URL: poll Teleg
 	$(KEFU) telegram poll
 
 # ---------------------------------------------------------------- quality
-.PHONY: test lint validate test-unit test-conversations test-e2e eval
-test: install lint validate test-unit train test-conversations test-e2e ## Everything CI runs
+.PHONY: test lint validate test-unit test-conversations test-e2e test-security eval
+test: install lint validate test-unit train test-conversations test-e2e test-security ## Everything CI runs
 
 lint: install-app install-rasa ## ruff, mypy and the layering contracts (import-linter, pyproject.toml)
 	$(APP_VENV)/bin/ruff check .
@@ -137,6 +137,9 @@ test-conversations: train ## The test conversations in tests/conversations via r
 
 test-e2e: install train ## Live servers over REST, then a real browser (chromium)
 	$(APP_PY) -m pytest -q tests/e2e
+
+test-security: install train ## Each attack of the threat model against the live servers: expects the refusal
+	$(APP_PY) -m pytest -q tests/security
 
 eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 >= 0.90)
 	$(KEFU) eval nlu

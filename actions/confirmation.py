@@ -21,6 +21,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.customers import customer_directory
 from actions.needs import read_message
 from actions.orders import order_store
 from actions.service_plan import (
@@ -431,18 +432,40 @@ class ActionOpenTicket(Action):
             due=due,
         )
         if record.email:
-            await email_copy(dispatcher, record, ticket, due, step)
+            await email_copy(dispatcher, record, ticket, due, step, tracker.sender_id)
         reason = escalation(ticket)
         return reset_need() + (hand_over(reason, ticket.number) if reason else [])
 
 
 async def email_copy(
-    dispatcher: CollectingDispatcher, record: ServiceRecord, ticket: Any, due: str, step: str
+    dispatcher: CollectingDispatcher,
+    record: ServiceRecord,
+    ticket: Any,
+    due: str,
+    step: str,
+    sender_id: str,
 ) -> None:
-    """Sends the need confirmation by email when SMTP is configured; says if it failed."""
+    """Sends the need confirmation by email when SMTP is configured; says if it failed.
+
+    Only to the email on file of the caller's customer (verified), at most
+    `bot.customers.DAILY_EMAILS` a day: a typed address is never mailed as given.
+    """
+    settings = get_settings()
+    if not settings.smtp_host or not record.email:
+        return  # email copies are off
+    address = record.email
+    allowed = await asyncio.to_thread(
+        lambda: customer_directory().reserve_email(sender_id, address)
+    )
+    if not allowed:
+        logger.info(
+            "Confirmation email for %s not sent: address not on file or limit", ticket.number
+        )
+        dispatcher.utter_message(response="utter_confirmation_email_unverified", email=address)
+        return
     letter = confirmation_letter(record, ticket, due, step)
     try:
-        sent = await send_letter(get_settings(), letter)
+        sent = await send_letter(settings, letter)
     except MailError as error:
         logger.warning("Confirmation email for %s failed: %s", ticket.number, error)
         dispatcher.utter_message(response="utter_confirmation_email_failed", email=record.email)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +29,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.confirmation import reset_need, store_need
+from actions.customers import customer_directory
 from actions.service_plan import (
     NEED_LABELS,
     NEXT_STEPS,
@@ -38,6 +40,7 @@ from actions.service_plan import (
     utc_now,
 )
 from bot.core.db import Handoff, MessageKind, Ticket, TicketStatus
+from bot.customers import LinkError
 from bot.handoff.packet import (
     CustomerProfile,
     EarlierTicket,
@@ -180,7 +183,8 @@ def open_handoff(tracker: Tracker, reason: HandoffReason) -> tuple[Handoff, bool
     record = tickets.get_record(ticket.record_id)
     channel = tracker.get_latest_input_channel() or ticket.channel
     language = "en" if (tracker.get_slot("language") or ticket.language) == "en" else "zh"
-    phone = handoffs.phone_of_order(record.order_number) if record and record.order_number else None
+    # The phone on file is the customer's verified one, never an order's the caller typed.
+    phone = customer_directory().verified_phone(tracker.sender_id)
     customer = handoffs.upsert_customer(
         tracker.sender_id,
         channel,
@@ -213,7 +217,7 @@ def open_handoff(tracker: Tracker, reason: HandoffReason) -> tuple[Handoff, bool
             name=customer.name,
             phone=customer.phone,
             email=customer.email,
-            vip=customer.vip,
+            vip=customer.vip or customer_directory().is_vip(tracker.sender_id),
             first_seen=customer.first_seen_at,
         ),
         earlier_tickets=[
@@ -352,15 +356,20 @@ class ActionSessionStart(Action):
         A conversation an agent still has stays paused across the new session.
         """
         store = handoff_store()
-        customer, handoff = await asyncio.to_thread(
-            lambda: (store.customer(tracker.sender_id), store.open_for(tracker.sender_id))
-        )
+        directory = customer_directory()
+
+        def look_up() -> tuple[bool, Handoff | None]:
+            with suppress(LinkError):  # an id too long for the directory is no customer
+                directory.customer_for(tracker.sender_id)  # created on first sight
+            return directory.is_vip(tracker.sender_id), store.open_for(tracker.sender_id)
+
+        vip_customer, handoff = await asyncio.to_thread(look_up)  # VIP follows the customer
         carried = [
             SlotSet(name, value)
             for name, value in tracker.slots.items()
             if value is not None and name not in (VIP_SLOT, "session_started_metadata")
         ]
-        vip = bool(customer and customer.vip and handoff_policy().triggers.vip.enabled)
+        vip = bool(vip_customer and handoff_policy().triggers.vip.enabled)
         events: list[EventType] = [SessionStarted(), *carried, SlotSet(VIP_SLOT, vip)]
         if handoff is not None:  # a new session must not wake the bot while an agent has it
             events.append(ConversationPaused())

@@ -7,11 +7,17 @@ Differences from `python -m rasa_sdk --actions actions`:
 - each worker makes the one engine on the app database every action uses
   (`actions.service_plan.app_engine`) as it starts;
 - each worker loads the knowledge base (model and index, a few seconds) in a thread as it
-  starts, so the first customer question is fast.
+  starts, so the first customer question is fast;
+- only Rasa may call it: every route but `/health` needs `Authorization: Bearer
+  <KEFU_ACTION_TOKEN>` (endpoints.yml sends it), bodies are plain JSON of at most 1 MB
+  (`Content-Encoding` other than identity: 415, other content types: 415, larger: 413), all
+  refused before the body is parsed; it binds to loopback unless SANIC_HOST says otherwise.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import os
 import threading
@@ -20,12 +26,20 @@ from typing import Any
 
 from rasa_sdk.endpoint import create_app_for_serve, create_argument_parser
 from rasa_sdk.executor import ActionExecutor
-from sanic import Sanic
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
 from sanic.worker.loader import AppLoader
 
+from bot.core.settings import get_settings
 from kefu_shared.masking import install_log_masking
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest action call read (Rasa's calls carry one tracker: tens of KB)."""
+OPEN_PATHS = frozenset({"/health"})
+"""Routes served without the action token."""
 
 
 class SelectiveDomainExecutor(ActionExecutor):
@@ -77,9 +91,64 @@ def warm_knowledge_base() -> None:
         logger.error("Reader examples are invalid (run `kefu service check`): %s", error)
 
 
-def create_app(executor: ActionExecutor, **options: Any) -> Sanic[Any, Any]:
-    """rasa-sdk's app; the worker makes its database engine, then warms the knowledge base."""
+def refusal(status: int, message: str, **headers: str) -> HTTPResponse:
+    """A JSON error answer (rasa-sdk's shape: `{"error": ...}`)."""
+    return json_response({"error": message}, status=status, headers=headers or None)
+
+
+def request_guard(token: str) -> Any:
+    """A request middleware: the action token, then plain bounded JSON, before any parsing.
+
+    Sanic itself refuses bodies above `REQUEST_MAX_SIZE` (413) while reading them; this
+    answers the rest from the headers, so no handler ever inflates or parses a refused body.
+    """
+    expected = f"Bearer {token}".encode()
+
+    async def guard(request: Request) -> HTTPResponse | None:
+        if request.path in OPEN_PATHS:
+            return None
+        sent = request.headers.get("authorization", "").encode()
+        if not token or not hmac.compare_digest(sent, expected):
+            return refusal(401, "Missing or wrong action token.", **{"WWW-Authenticate": "Bearer"})
+        if request.method != "POST":
+            return None
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return refusal(415, f"Content-Encoding {encoding!r} is not accepted; send plain JSON.")
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return refusal(415, "The body must be JSON (Content-Type: application/json).")
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return refusal(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        if len(request.body) > MAX_BODY_BYTES:
+            return refusal(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        try:
+            call = json.loads(request.body)
+        except ValueError:  # also bad UTF-8
+            return refusal(400, "The body is not valid JSON.")
+        if not isinstance(call, dict):
+            return refusal(400, "The body must be a JSON object (an action call).")
+        # the handler reads it from here instead of parsing it again (Sanic types it None)
+        request.parsed_json = call  # type: ignore[assignment]
+        return None
+
+    return guard
+
+
+def protect(app: Sanic[Any, Any], token: str) -> None:
+    """Puts `app` behind `request_guard(token)` and Sanic's own 1 MB body limit."""
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.register_middleware(request_guard(token), "request")
+
+
+def create_app(executor: ActionExecutor, token: str, **options: Any) -> Sanic[Any, Any]:
+    """rasa-sdk's app, protected (`protect`).
+
+    Each worker makes its database engine, then warms the knowledge base.
+    """
     app: Sanic[Any, Any] = create_app_for_serve(executor, **options)
+    protect(app, token)
 
     async def open_app_database(*_: Any) -> None:
         from actions.service_plan import app_engine
@@ -99,12 +168,16 @@ def main() -> None:
     args = create_argument_parser().parse_args()
     logging.basicConfig(level=args.loglevel or logging.INFO)
     install_log_masking(("sanic.root", "sanic.error", "sanic.access", "rasa_sdk"))
+    for noisy in ("httpx", "httpcore"):  # they log every URL they call at INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    token = get_settings().action_token
     executor = SelectiveDomainExecutor()
     executor.register_package("actions")
     loader = AppLoader(
         factory=partial(
             create_app,
             executor,
+            token,
             cors_origins=args.cors,
             auto_reload=False,
             endpoints=args.endpoints,

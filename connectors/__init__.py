@@ -1,7 +1,12 @@
 """Kefu's Rasa input/output channels (Rasa runtime, Python 3.10), listed in credentials.yml.
 
-- `rest.KefuRestInput`: Rasa's REST channel with strict request validation.
-- `socketio.KefuSocketIOInput`: the web chat's socket.io channel, hardened.
+- `rest.KefuRestInput`: Rasa's REST channel with strict request validation, a bearer token
+  outside local runs and whitelisted metadata (server to server: the caller names the sender).
+- `socketio.KefuSocketIOInput`: the web chat's socket.io channel; a socket speaks only as the
+  sender of its verified session token (`kefu_shared.customer_session`).
+
+Sender ids name the channel that verified them: `web:<id>`, `shop:<user id>`,
+`wechat:<openid>`, `telegram:<chat id>`; output channels strip the prefix for the platform.
 - `wechat.WeChatInput`: WeChat official accounts (package: channel, webhook, protocol, client,
   sending, text).
 - `telegram.TelegramInput`: Telegram bots in webhook mode (package: channel, updates, sending,

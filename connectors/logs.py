@@ -2,16 +2,19 @@
 
 Log lines are key=value pairs with the user masked, e.g.
 `logger.info("wechat_reply user=%s mode=%s", mask_user_id(openid), "passive")`. Prefer not
-logging customer text at all; when you must, pass it through `mask_personal_data`.
+logging customer text at all; when you must, pass it through `mask_personal_data`. Error
+texts of HTTP clients can hold URLs with tokens (Telegram's `bot<id>:<secret>`): pass them
+through `mask_secrets`. (In the Rasa process every log handler also masks both, and httpx and
+httpcore log at WARNING only: `rasa_addons.api_guard` and `rasa_addons.launch`.)
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from kefu_shared.masking import mask_personal_data
+from kefu_shared.masking import mask_personal_data, mask_secrets
 
-__all__ = ["mask_personal_data", "mask_user_id"]
+__all__ = ["mask_personal_data", "mask_secrets", "mask_user_id"]
 
 
 def mask_user_id(value: object) -> str:

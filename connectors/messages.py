@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,49 @@ def prepare_text(raw: str) -> PreparedText:
 def is_valid_sender_id(value: Any) -> bool:
     """True for a short id of letters, digits and `_.:@-`, safe to log and store."""
     return isinstance(value, str) and bool(_SENDER_ID.match(value))
+
+
+def namespaced_sender(channel: str, platform_id: str) -> str:
+    """The Rasa sender id of a platform user: `<channel>:<platform id>` (e.g. `wechat:o6_b`)."""
+    return f"{channel}:{platform_id}"
+
+
+def platform_id(channel: str, sender_id: str) -> str:
+    """The platform's own id of a Rasa sender (`wechat:o6_b` -> `o6_b`); bare ids pass as is."""
+    return str(sender_id).removeprefix(f"{channel}:")
+
+
+ALLOWED_METADATA_KEYS = frozenset({"channel"})
+"""Client metadata keys kept (the web widget's `customData.channel`); others are dropped.
+
+Kefu's actions read no client metadata; the desk trusts `metadata.kefu` on bot events, so
+clients must never be able to set arbitrary keys.
+"""
+MAX_METADATA_BYTES = 1024
+MAX_METADATA_VALUE_CHARS = 64
+
+
+class MetadataTooLarge(ValueError):
+    """The client's metadata object is over `MAX_METADATA_BYTES` as JSON."""
+
+
+def allowed_metadata(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The whitelisted, short scalar entries of client metadata (never stored as given).
+
+    Raises `MetadataTooLarge` when the object is over `MAX_METADATA_BYTES` as UTF-8 JSON.
+    """
+    if not raw:
+        return {}
+    size = len(json.dumps(raw, ensure_ascii=False, default=str).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise MetadataTooLarge(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES}")
+    return {
+        key: value
+        for key, value in raw.items()
+        if key in ALLOWED_METADATA_KEYS
+        and isinstance(value, (str, int, float, bool))
+        and len(str(value)) <= MAX_METADATA_VALUE_CHARS
+    }
 
 
 TRUNCATION_NOTICES = {

@@ -1,7 +1,15 @@
-"""Rasa's REST channel with request validation: malformed requests get a 400, never a 500."""
+"""Rasa's REST channel with request validation: malformed requests get a 400, never a 500.
+
+A server-to-server channel: the calling server names the sender and is responsible for it.
+With `KEFU_ENV=production` or a configured `KEFU_REST_TOKEN` every message must carry
+`Authorization: Bearer <token>` (401 otherwise); a local run without a token stays open.
+Client `metadata` is whitelisted and capped (`connectors.messages.allowed_metadata`).
+"""
 
 from __future__ import annotations
 
+import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,9 +17,19 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint
 from sanic.exceptions import InvalidUsage as BadRequest
+from sanic.exceptions import PayloadTooLarge, Unauthorized
 from sanic.request import Request
 
-from connectors.messages import announcing_truncation, is_valid_sender_id, prepare_text
+from connectors.messages import (
+    MAX_METADATA_BYTES,
+    MetadataTooLarge,
+    allowed_metadata,
+    announcing_truncation,
+    is_valid_sender_id,
+    prepare_text,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -28,11 +46,47 @@ def _body(request: Request) -> dict[str, Any]:
 class KefuRestInput(RestInput):
     """`POST /webhooks/rest/webhook` with `{"sender": str, "message": str, "metadata"?: {}}`."""
 
+    def __init__(self, token: str = "", env: str = "local") -> None:
+        super().__init__()
+        self.token = token
+        self.env = env
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> KefuRestInput:
+        """`token: ${KEFU_REST_TOKEN}` and `env: ${KEFU_ENV}` from credentials.yml."""
+        credentials = credentials or {}
+        channel = cls(str(credentials.get("token") or ""), str(credentials.get("env") or "local"))
+        if channel.env == "production" and not channel.token:
+            logger.error("rest_no_token: production without KEFU_REST_TOKEN refuses every call.")
+        return channel
+
+    @property
+    def requires_token(self) -> bool:
+        """True outside local runs and whenever a token is configured."""
+        return bool(self.token) or self.env != "local"
+
+    def _check_authorization(self, request: Request) -> None:
+        """401 unless the request carries `Authorization: Bearer <token>` (when required)."""
+        if not self.requires_token:
+            return
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        expected = self.token.encode("utf-8")
+        if (
+            not self.token
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode("utf-8"), expected)
+        ):
+            raise Unauthorized(  # type: ignore[no-untyped-call]
+                "The REST channel needs 'Authorization: Bearer <KEFU_REST_TOKEN>'.",
+                scheme="Bearer",
+            )
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         """Rasa's REST routes; cut messages are announced before the bot's answer."""
         return super().blueprint(announcing_truncation(on_new_message))
 
     async def _extract_sender(self, req: Request) -> str | None:
+        self._check_authorization(req)  # Rasa's handler calls this first
         sender = _body(req).get("sender")
         if not is_valid_sender_id(sender):
             raise BadRequest("'sender' must be 1-128 characters of letters, digits or _.:@-")
@@ -48,9 +102,15 @@ class KefuRestInput(RestInput):
         return self.name()
 
     def get_metadata(self, request: Request) -> dict[str, Any] | None:
-        """Client metadata (a JSON object) plus Kefu's truncation marker."""
+        """Whitelisted client metadata (a JSON object) plus Kefu's truncation marker."""
         body = _body(request)
         metadata = body.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise BadRequest("'metadata' must be a JSON object.")
-        return prepare_text(str(body.get("message", ""))).metadata(metadata)
+        try:
+            kept = allowed_metadata(metadata)
+        except MetadataTooLarge as error:
+            raise PayloadTooLarge(
+                f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON."
+            ) from error
+        return prepare_text(str(body.get("message", ""))).metadata(kept)

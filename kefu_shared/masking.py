@@ -1,4 +1,4 @@
-"""Masking personal data in logs: phone numbers, ID numbers, emails and street addresses.
+"""Masking personal data in logs: phone numbers, ID numbers, emails, street addresses, tokens.
 
 `mask_personal_data` keeps enough to recognise a value (138****5678, a***@example.com) and
 leaves order numbers, ticket numbers, amounts and dates alone. `install_log_masking` puts a
@@ -17,12 +17,22 @@ __all__ = [
     "PersonalDataFilter",
     "install_log_masking",
     "mask_personal_data",
+    "mask_secrets",
 ]
 
 DEFAULT_LOGGERS: tuple[str, ...] = ("uvicorn", "uvicorn.access")
 """Loggers with their own handlers besides the root logger's (uvicorn's default set-up)."""
 
 _MASK = "****"
+
+# Secrets that reach log lines inside URLs and headers: `?token=...` query values (Rasa's HTTP
+# API), `Authorization: Bearer ...`, `--auth-token ...` and Telegram bot tokens
+# (`https://api.telegram.org/bot<id>:<secret>/sendMessage`, or a bare `<id>:<secret>`).
+_TOKEN_PARAMETER = re.compile(r"(?i)(token=)[^\s&#\"',;]+")
+_AUTH_TOKEN_OPTION = re.compile(r"(--auth-token[= ])[^\s*]\S*")
+_BEARER = re.compile(r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BOT_URL_TOKEN = re.compile(r"(?<![A-Za-z0-9])(bot\d{3,16}):[A-Za-z0-9_-]+")
+_BARE_BOT_TOKEN = re.compile(r"(?<![A-Za-z0-9:])(\d{5,16}):[A-Za-z0-9_-]{30,}")
 
 # A resident ID: region (6 digits), birth date YYYYMMDD, sequence (3 digits), check digit or X.
 _RESIDENT_ID = re.compile(
@@ -43,7 +53,30 @@ _EMAIL = re.compile(
 # Chinese addresses: the administrative part (…省…市…区/县) is kept, the rest up to the last
 # 号/室/栋/单元/楼/弄 of the address is masked. The rest must name a street-like place (路, 街,
 # 小区, …) so "在超市买的3号商品" is not read as an address.
-_ADMIN = r"(?:[\u4e00-\u9fff]{1,10}?(?:省|自治区|市|(?<![小社园校景街])区|县|旗))"
+#
+# Every pattern here runs in linear time (log lines are customer text): an administrative
+# segment is up to 9 characters that are NOT suffix characters, then its suffix, so a segment
+# matches in at most one way and a run like "市市市…" cannot be split in exponentially many
+# ways; the other repetitions are bounded or separated by characters they cannot both match.
+_ADMIN_SUFFIX_CHARS = "省市区县旗"
+
+
+def _cjk_except(excluded: str) -> str:
+    """A character class of the CJK ideographs U+4E00-U+9FFF without the `excluded` ones."""
+    ranges: list[str] = []
+    start = 0x4E00
+    for code in sorted(ord(char) for char in excluded):
+        if start <= code - 1:
+            ranges.append(f"{chr(start)}-{chr(code - 1)}")
+        start = code + 1
+    ranges.append(f"{chr(start)}-\u9fff")
+    return f"[{''.join(ranges)}]"
+
+
+_ADMIN = (
+    rf"(?:{_cjk_except(_ADMIN_SUFFIX_CHARS)}{{0,9}}"
+    r"(?:省|市|(?<![小社园校景街])区|县|旗))"
+)
 _CN_UNIT = r"(?:号楼|号院|号|室|栋|幢|单元|楼|层|弄)"
 _CN_PLACE = (
     r"(?:路|街|道|巷|弄|胡同|大道|村|镇|乡|小区|花园|公寓|大厦|广场|苑|园|里|庄|城|中心|社区)"
@@ -76,6 +109,15 @@ def _mask_cn_address(match: re.Match[str]) -> str:
     return f"{match[1]}***"
 
 
+def mask_secrets(text: str) -> str:
+    """The text with tokens masked: `token=****`, `Bearer ****`, `bot123456:****`."""
+    text = _TOKEN_PARAMETER.sub(rf"\1{_MASK}", text)
+    text = _AUTH_TOKEN_OPTION.sub(rf"\1{_MASK}", text)
+    text = _BEARER.sub(rf"\1{_MASK}", text)
+    text = _BOT_URL_TOKEN.sub(rf"\1:{_MASK}", text)
+    return _BARE_BOT_TOKEN.sub(rf"\1:{_MASK}", text)
+
+
 def mask_personal_data(text: str) -> str:
     """The text with personal data masked.
 
@@ -85,8 +127,10 @@ def mask_personal_data(text: str) -> str:
     - Chinese street addresses: 广东省深圳市南山区科技园路1号3栋501室 -> 广东省深圳市南山区***;
     - English street addresses: 221B Baker Street -> *** Street.
 
-    Order numbers (KF…), ticket numbers (TK…), amounts and dates stay as they are.
+    Order numbers (KF…), ticket numbers (TK…), amounts and dates stay as they are. Secrets
+    are masked too (`mask_secrets`). Every pattern runs in time linear in the text's length.
     """
+    text = mask_secrets(text)
     text = _RESIDENT_ID.sub(lambda m: f"{m[1]}{_MASK}{m[2]}", text)
     text = _MOBILE.sub(lambda m: f"{m[1]}{_MASK}{m[2]}", text)
     text = _EMAIL.sub(lambda m: f"{m[1]}***@{m[2]}", text)

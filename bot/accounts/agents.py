@@ -3,6 +3,12 @@
 Blocking SQLAlchemy: async callers run these methods in a thread (`asyncio.to_thread`).
 Every authentication is recorded in `login_attempts`; the lockout reads recent failures
 from there, so it holds across restarts and workers.
+
+The lockout is keyed on (username, client address) and, with a higher limit, on the client
+address alone: failures against one username from one address never lock that username out
+from elsewhere, nor other usernames. `login` checks and records in one write transaction
+(the attempt is recorded before the lockout is counted), so concurrent guesses cannot slip
+past the limit. A password change or a disabled account ends the account's sessions.
 """
 
 from __future__ import annotations
@@ -10,15 +16,16 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.core.db import Agent, AgentRole, LoginAttempt, session_factory
+from bot.core.db import Agent, AgentRole, DeskSession, LoginAttempt, session_factory
 from bot.core.settings import Settings
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9._-]{3,40}")
@@ -27,6 +34,8 @@ DEMO_AGENT_USERNAME = "demo-agent"
 DEMO_AGENT_DISPLAY_NAME = "演示客服 Demo Agent"
 DEMO_EDITOR_USERNAME = "demo-editor"
 DEMO_EDITOR_DISPLAY_NAME = "演示知识编辑 Demo Editor"
+CLIENT_FAILURE_FACTOR = 4
+"""Failures from one client address (any usernames) allowed: this many times the per-user limit."""
 
 
 class AccountError(ValueError):
@@ -51,6 +60,19 @@ def validate_password(password: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """What `AgentStore.login` found: the agent (None when refused) and any lockout wait."""
+
+    agent: Agent | None
+    retry_after: timedelta = timedelta(0)
+
+    @property
+    def locked(self) -> bool:
+        """Whether the attempt was refused by the lockout (the password was not checked)."""
+        return self.retry_after > timedelta(0)
 
 
 class AgentStore:
@@ -118,18 +140,28 @@ class AgentStore:
             return list(session.scalars(select(Agent).order_by(Agent.username)))
 
     def set_active(self, username: str, active: bool) -> Agent:
-        """Enables or disables an account (a disabled one cannot log in or use its sessions)."""
+        """Enables or disables an account; disabling ends every session of it."""
         with self._sessions() as session, session.begin():
             agent = self._existing(session, username)
             agent.active = active
+            if not active:
+                session.execute(delete(DeskSession).where(DeskSession.agent_id == agent.id))
         return agent
 
-    def set_password(self, username: str, password: str) -> Agent:
-        """Replaces an account's password."""
+    def set_password(self, username: str, password: str, keep_session: str = "") -> Agent:
+        """Replaces an account's password and ends its sessions.
+
+        `keep_session` is the token hash of the session that made the change (it stays
+        signed in); every other session of the account ends (an admin reset ends them all).
+        """
         validate_password(password)
         with self._sessions() as session, session.begin():
             agent = self._existing(session, username)
             agent.password_hash = self._hasher.hash(password)
+            ended = delete(DeskSession).where(DeskSession.agent_id == agent.id)
+            if keep_session:
+                ended = ended.where(DeskSession.token_hash != keep_session)
+            session.execute(ended)
         return agent
 
     def verify_password(self, agent: Agent, password: str) -> bool:
@@ -139,68 +171,125 @@ class AgentStore:
         except (VerificationError, InvalidHashError):
             return False
 
+    def login(
+        self, username: str, password: str, client: str, now: datetime | None = None
+    ) -> LoginOutcome:
+        """A desk login: the lockout, then the password; the attempt is always recorded.
+
+        In one write transaction the attempt is recorded (as a failure) and the recent
+        failures of (username, client) and of client are counted, so concurrent attempts
+        see each other. When the lockout applies the attempt is dropped again and the
+        password is not checked; otherwise it is checked and a success is recorded.
+        """
+        now = now or _now()
+        username, client = username[:80], client[:64]
+        with self._sessions() as session, session.begin():
+            self._lock_attempts(session, client)
+            attempt = LoginAttempt(username=username, client=client, at=now, succeeded=False)
+            session.add(attempt)
+            session.flush()
+            wait = self._wait(session, username, client, now, exclude=attempt.id)
+            if wait > timedelta(0):
+                session.delete(attempt)
+        if wait > timedelta(0):
+            return LoginOutcome(None, wait)
+        agent = self._check(username, password)
+        if agent is not None:
+            with self._sessions() as session, session.begin():
+                stored = session.get(LoginAttempt, attempt.id)
+                if stored is not None:
+                    stored.succeeded = True
+                self._rehash(session, agent, password)
+        return LoginOutcome(agent)
+
     def authenticate(
         self, username: str, password: str, client: str, now: datetime | None = None
     ) -> Agent | None:
         """The active account `username` if `password` is right, else None; always recorded.
 
         Unknown usernames cost the same work (a dummy hash is verified). A hash made with
-        older parameters is replaced on success.
+        older parameters is replaced on success. No lockout applies (see `login`).
         """
         now = now or _now()
+        agent = self._check(username, password)
+        with self._sessions() as session, session.begin():
+            session.add(
+                LoginAttempt(
+                    username=username[:80], client=client[:64], at=now, succeeded=agent is not None
+                )
+            )
+            if agent is not None:
+                self._rehash(session, agent, password)
+        return agent
+
+    def _check(self, username: str, password: str) -> Agent | None:
         agent = self.get(username)
         if agent is None:
             self._verify_dummy(password)
-            ok = False
-        else:
-            ok = self.verify_password(agent, password) and agent.active
-        with self._sessions() as session, session.begin():
-            session.add(
-                LoginAttempt(username=username[:80], client=client[:64], at=now, succeeded=ok)
-            )
-            if ok and agent is not None and self._hasher.check_needs_rehash(agent.password_hash):
-                stored = session.get(Agent, agent.id)
-                if stored is not None:
-                    stored.password_hash = agent.password_hash = self._hasher.hash(password)
-        return agent if ok else None
+            return None
+        return agent if self.verify_password(agent, password) and agent.active else None
+
+    def _rehash(self, session: Session, agent: Agent, password: str) -> None:
+        if self._hasher.check_needs_rehash(agent.password_hash):
+            stored = session.get(Agent, agent.id)
+            if stored is not None:
+                stored.password_hash = agent.password_hash = self._hasher.hash(password)
+
+    @staticmethod
+    def _lock_attempts(session: Session, client: str) -> None:
+        """Serialises logins: SQLite's first write takes its one write lock; PostgreSQL locks."""
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kefu-login'))"))
 
     def retry_after(self, username: str, client: str, now: datetime | None = None) -> timedelta:
-        """How long `username` / `client` is locked out (zero when it is not).
+        """How long `username` from `client` is locked out (zero when it is not).
 
-        Locked once `max_failures` failures for that username or that client fall within
-        the window (failures before the key's last success do not count).
+        Locked once `max_failures` failures for that username from that client, or
+        `CLIENT_FAILURE_FACTOR` times as many from that client for any usernames, fall within
+        the window (failures before the username's last success from the client do not count).
         """
-        now = now or _now()
-        waits = [timedelta(0)]
         with self._sessions() as session:
-            keys = ((LoginAttempt.username, username[:80]), (LoginAttempt.client, client[:64]))
-            for column, value in keys:
-                since = now - self.window
+            return self._wait(session, username[:80], client[:64], now or _now())
+
+    def _wait(
+        self, session: Session, username: str, client: str, now: datetime, exclude: int = 0
+    ) -> timedelta:
+        waits = [timedelta(0)]
+        pair = (LoginAttempt.username == username) & (LoginAttempt.client == client)
+        keys: tuple[tuple[ColumnElement[bool], int, bool], ...] = (
+            (pair, self.max_failures, True),
+            (LoginAttempt.client == client, self.max_failures * CLIENT_FAILURE_FACTOR, False),
+        )
+        for where, limit, cleared_by_success in keys:
+            since = now - self.window
+            if cleared_by_success:
                 last_success = session.scalar(
                     select(func.max(LoginAttempt.at)).where(
-                        column == value, LoginAttempt.succeeded.is_(True), LoginAttempt.at > since
+                        where, LoginAttempt.succeeded.is_(True), LoginAttempt.at > since
                     )
                 )
                 if last_success is not None:
                     since = last_success.replace(tzinfo=UTC)
-                failures = list(
-                    session.scalars(
-                        select(LoginAttempt.at)
-                        .where(
-                            column == value,
-                            LoginAttempt.succeeded.is_(False),
-                            LoginAttempt.at > since,
-                        )
-                        .order_by(LoginAttempt.at.desc())
-                        .limit(self.max_failures)
+            failures = list(
+                session.scalars(
+                    select(LoginAttempt.at)
+                    .where(
+                        where,
+                        LoginAttempt.succeeded.is_(False),
+                        LoginAttempt.at > since,
+                        LoginAttempt.id != exclude,
                     )
+                    .order_by(LoginAttempt.at.desc())
+                    .limit(limit)
                 )
-                if len(failures) >= self.max_failures:
-                    waits.append(failures[-1] + self.window - now)
+            )
+            if len(failures) >= limit:
+                waits.append(failures[-1].replace(tzinfo=UTC) + self.window - now)
         return max(waits)
 
     def is_locked(self, username: str, client: str, now: datetime | None = None) -> bool:
-        """Whether logins for `username` or from `client` are refused for now."""
+        """Whether logins for `username` from `client` are refused for now."""
         return self.retry_after(username, client, now) > timedelta(0)
 
     def _verify_dummy(self, password: str) -> None:

@@ -60,6 +60,17 @@ class SessionStore:
             found.last_seen_at = now
         return found
 
+    def is_live(self, token: str, now: datetime | None = None) -> bool:
+        """Whether `token` still names a live session (read only: `last_seen_at` stays)."""
+        if not token:
+            return False
+        now = now or datetime.now(UTC)
+        with self._sessions() as session:
+            found = session.scalar(
+                select(DeskSession).where(DeskSession.token_hash == hash_token(token))
+            )
+            return found is not None and found.expires_at > now and found.agent.active
+
     def revoke(self, token: str) -> None:
         """Ends the session of `token` (nothing happens for an unknown token)."""
         with self._sessions() as session, session.begin():

@@ -490,7 +490,7 @@ class ChannelRun:
             if record.get("touser") in pushes:
                 text = str((record.get("text") or {}).get("content", ""))
                 pushes[record["touser"]].append((float(record["received_at"]), text))
-        trackers = await self._trackers(client, openids)
+        trackers = await self._trackers(client, openids, "wechat")
         results = wechat_results(sent, pushes, trackers, wall)
         health = (await client.get(f"{self.rasa_url}/webhooks/wechat/")).json()
         results["undelivered_records"] = health.get("undelivered")
@@ -563,7 +563,7 @@ class ChannelRun:
             chat = str(params.get("chat_id"))
             if method.lower() in ("sendmessage", "sendphoto") and chat in replies:
                 replies[chat] += 1
-        trackers = await self._trackers(client, chat_ids)
+        trackers = await self._trackers(client, chat_ids, "telegram")
         return telegram_results(sent, replies, trackers, wall)
 
     # Shared
@@ -578,13 +578,16 @@ class ChannelRun:
         return True
 
     async def _trackers(
-        self, client: httpx.AsyncClient, senders: list[str]
+        self, client: httpx.AsyncClient, senders: list[str], channel: str
     ) -> dict[str, TrackerCounts]:
-        """Counts from each sender's tracker through Rasa's HTTP API (failures left out)."""
+        """Counts from each sender's tracker through Rasa's HTTP API (failures left out).
+
+        Rasa's sender of a platform id is `<channel>:<id>` (e.g. `wechat:<openid>`).
+        """
         counts: dict[str, TrackerCounts] = {}
         for sender in senders:
             response = await client.get(
-                f"{self.rasa_url}/conversations/{quote(sender, safe='')}/tracker",
+                f"{self.rasa_url}/conversations/{quote(f'{channel}:{sender}', safe=':@')}/tracker",
                 params={"token": self.rasa_token, "include_events": "ALL"},
             )
             if response.status_code == 200:

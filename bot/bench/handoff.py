@@ -107,10 +107,12 @@ class Inbox:
 class Customer:
     """A web-chat customer over Rasa's socket.io channel (blocking; run in a thread)."""
 
-    def __init__(self, rasa_url: str, inbox: Inbox) -> None:
+    def __init__(self, rasa_url: str, inbox: Inbox, web_url: str) -> None:
         self.rasa_url = rasa_url
+        self.web_url = web_url
         self.inbox = inbox
-        self.session_id = uuid.uuid4().hex
+        self.session_id = ""  # the sender the web service's session names (set by connect)
+        self.token = ""
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("bot_uttered", self._uttered)
 
@@ -120,18 +122,25 @@ class Customer:
         self.inbox.deliver_threadsafe(str(text or ""), at)
 
     def connect(self, timeout: float) -> None:
-        """Connects (polling transport) and starts the session; raises if unconfirmed."""
+        """Gets a session token (as the chat page does), connects and starts the session.
+
+        Raises if the session is not confirmed.
+        """
+        session = httpx.post(f"{self.web_url}/chat/session", timeout=timeout)
+        session.raise_for_status()
+        self.token, self.session_id = session.json()["token"], session.json()["sender"]
         confirmed: queue.Queue[Any] = queue.Queue()
         self.sio.on("session_confirm", confirmed.put)
         self.sio.connect(self.rasa_url, socketio_path="/socket.io", transports=["polling"])
-        self.sio.emit("session_request", {"session_id": self.session_id})
-        if confirmed.get(timeout=timeout) != self.session_id:
+        self.sio.emit("session_request", {"session_id": self.token})
+        answer = confirmed.get(timeout=timeout)
+        if not isinstance(answer, dict) or answer.get("sender") != self.session_id:
             raise RuntimeError("socket.io confirmed another session")
 
     def say(self, text: str) -> float:
         """Sends `text`; returns the `perf_counter` time just before it was sent."""
         started = time.perf_counter()
-        self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+        self.sio.emit("user_uttered", {"message": text, "session_id": self.token})
         return started
 
     def disconnect(self, wait: float = 2.0) -> None:
@@ -340,7 +349,10 @@ class HandoffRun:
         """Sets up the handoffs, measures, resolves them; returns the results."""
         loop = asyncio.get_running_loop()
         desk = Desk(self.stack.web_url, Inbox(loop), self.timeout)
-        customers = [Customer(self.stack.rasa_url, Inbox(loop)) for _ in range(self.handoffs)]
+        customers = [
+            Customer(self.stack.rasa_url, Inbox(loop), self.stack.web_url)
+            for _ in range(self.handoffs)
+        ]
         connected: list[Customer] = []
         ids: list[int] = []
         try:

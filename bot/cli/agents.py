@@ -1,4 +1,4 @@
-"""The `kefu agents` commands: desk accounts (add, list, disable)."""
+"""The `kefu agents` commands: desk accounts (add, list, password, disable, enable)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,14 @@ def _store() -> AgentStore:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def agents() -> None:
-    """Agent desk accounts: add one, list them, disable one."""
+    """Agent desk accounts: add one, list them, reset a password, disable or enable one."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 @agents.command("add")
@@ -29,10 +36,7 @@ def agents() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def add_command(username: str, display_name: str, role: str, password_stdin: bool) -> None:
     """Create a desk account (password: prompted, hidden, or from --password-stdin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         agent = _store().create(username, display_name, AgentRole(role), password)
     except AccountError as error:
@@ -53,9 +57,33 @@ def list_command() -> None:
 @agents.command("disable")
 @click.argument("username")
 def disable_command(username: str) -> None:
-    """Disable a desk account: it can no longer sign in, and its sessions stop working."""
+    """Disable a desk account: it can no longer sign in, and its sessions end."""
     try:
         _store().set_active(username, False)
     except AccountError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Disabled {username}.")
+
+
+@agents.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def password_command(username: str, password_stdin: bool) -> None:
+    """Reset a desk account's password; every session of the account ends."""
+    password = _read_password(password_stdin)
+    try:
+        _store().set_password(username, password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Changed the password of {username}; its desk sessions have ended.")
+
+
+@agents.command("enable")
+@click.argument("username")
+def enable_command(username: str) -> None:
+    """Enable a disabled desk account again (it signs in afresh)."""
+    try:
+        _store().set_active(username, True)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Enabled {username}.")

@@ -55,7 +55,7 @@ async def _tracker(
     client: httpx.AsyncClient, rasa_url: str, token: str, sender: str
 ) -> list[dict[str, Any]]:
     response = await client.get(
-        f"{rasa_url}/conversations/{quote(sender, safe='')}/tracker",
+        f"{rasa_url}/conversations/{quote(sender, safe=':@')}/tracker",
         params={"token": token, "include_events": "ALL"},
     )
     response.raise_for_status()

@@ -44,7 +44,10 @@ class Service:
 def kefu_services(settings: Settings, model: Path) -> list[Service]:
     """The action server, Rasa (API on, token required) and the web service.
 
-    Creates the folders of SQLite stores, which Rasa does not create itself.
+    Secrets reach the servers by environment, never by command line (which `ps` shows) or
+    by a URL that a log could record: Rasa runs through `rasa_addons.launch`, which reads
+    KEFU_RASA_TOKEN, and its health check is `/`, which needs no token. Creates the folders
+    of SQLite stores, which Rasa does not create itself.
     """
     settings.create_sqlite_folders()
     python = str(settings.app_python)
@@ -54,18 +57,18 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
             "actions",
             [python, "-m", "actions", "--port", str(settings.actions_port)],
             f"http://{settings.host}:{settings.actions_port}/health",
-            {"SANIC_HOST": settings.host, **pythonpath},
+            {"SANIC_HOST": settings.host, "KEFU_ACTION_TOKEN": settings.action_token, **pythonpath},
         ),
         Service(
             "rasa",
             [
-                str(settings.rasa_bin),
+                str(settings.rasa_bin.parent / "python"),
+                "-m",
+                "rasa_addons.launch",
                 "run",
                 "--model",
                 str(model),
                 "--enable-api",
-                "--auth-token",
-                settings.rasa_token,
                 "--interface",
                 settings.host,
                 "--port",
@@ -77,8 +80,8 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
                 "--endpoints",
                 "endpoints.yml",
             ],
-            f"{settings.rasa_url}/status?token={settings.rasa_token}",
-            {**settings.rasa_environment(), **rasa_process_environment()},
+            f"{settings.rasa_url}/",
+            rasa_service_environment(settings),
         ),
         Service(
             "web",
@@ -97,6 +100,20 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
             pythonpath,
         ),
     ]
+
+
+def rasa_service_environment(settings: Settings) -> dict[str, str]:
+    """The Rasa process's environment.
+
+    The variables its YAML files read, its API token (read by `rasa_addons.launch`) and
+    Sanic's body limit on every route.
+    """
+    return {
+        **settings.rasa_environment(),
+        **rasa_process_environment(),
+        "KEFU_RASA_TOKEN": settings.rasa_token,
+        "SANIC_REQUEST_MAX_SIZE": str(settings.max_json_bytes),
+    }
 
 
 class ServiceGroup:

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(10, description="Timeout of each SMTP operation.")
     desk_session_hours: float = Field(12, description="Lifetime of an agent desk login.")
     desk_login_max_failures: int = Field(
-        5, description="Failed desk logins (per username or client) before a lockout."
+        5, description="Failed desk logins (per username and client address) before a lockout."
     )
     desk_login_window_minutes: int = Field(
         15, description="Window in which failed desk logins count towards the lockout."

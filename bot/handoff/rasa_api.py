@@ -54,7 +54,8 @@ class RasaClient:
 
     async def append(self, conversation_id: str, events: list[dict[str, Any]]) -> None:
         """Appends `events` and delivers their messages on the customer's latest channel."""
-        path = f"/conversations/{quote(conversation_id, safe='')}/tracker/events"
+        # ':' and '@' stay as they are: Rasa's Sanic does not decode %3A in the path
+        path = f"/conversations/{quote(conversation_id, safe=':@')}/tracker/events"
         params = {
             "token": self._token,
             "output_channel": "latest",

@@ -3,6 +3,11 @@
 Each operation checks in the database, talks to Rasa where the customer must hear of it
 (the agent joined, a reply, the rating question, the bot is back) and broadcasts the
 change to every console. Blocking database and search work runs in threads.
+
+Who may see what (`may_see`): admins every handoff; agents the queued ones and those
+assigned to them (an ended one stays theirs); editors none. A handoff the agent may not see
+is reported as not found, so its existence does not leak; notes, replies and endings need
+the conversation to be the agent's own (or an admin's) and still open.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bot.core.db import Agent, Handoff, HandoffStatus, MessageKind
+from bot.core.db import Agent, AgentRole, Handoff, HandoffStatus, MessageKind
 from bot.core.settings import Settings
 from bot.handoff.broker import ConsumedBatch, EventSource, HandoffConsumer
 from bot.handoff.hub import DeskHub
@@ -64,6 +69,15 @@ def rating_buttons(language: str) -> list[dict[str, str]]:
     ]
 
 
+def may_see(handoff: Handoff, agent: Agent) -> bool:
+    """Whether `agent` may read `handoff`: admins all; agents queued ones and their own."""
+    if agent.role is AgentRole.admin:
+        return True
+    if agent.role is not AgentRole.agent:
+        return False
+    return handoff.status is HandoffStatus.queued or handoff.agent_id == agent.id
+
+
 def _latest_packet_text(handoff: Handoff) -> str:
     lines = [
         line
@@ -93,13 +107,15 @@ class DeskService:
         return load_handoff_policy()
 
     # ------------------------------------------------------------------ reading
-    async def queue(self) -> list[dict[str, Any]]:
-        """The open handoffs as the queue shows them."""
+    async def queue(self, agent: Agent | None = None) -> list[dict[str, Any]]:
+        """The open handoffs as the queue shows them (those `agent` may see, if given)."""
 
         def read() -> list[dict[str, Any]]:
             handoffs = self.store.queue()  # ordered as `HandoffStore.position` counts
-            last = self.store.last_messages(h.id for h in handoffs)
             queued = [h.id for h in handoffs if h.status == HandoffStatus.queued]
+            if agent is not None:
+                handoffs = [h for h in handoffs if may_see(h, agent)]
+            last = self.store.last_messages(h.id for h in handoffs)
             return [
                 handoff_view(h, queued.index(h.id) + 1 if h.id in queued else None, last.get(h.id))
                 for h in handoffs
@@ -114,21 +130,27 @@ class DeskService:
     def _view(self, handoff_id: int) -> dict[str, Any]:
         return self._summary(self._get(handoff_id))
 
-    def _get(self, handoff_id: int) -> Handoff:
+    def _get(self, handoff_id: int, agent: Agent | None = None) -> Handoff:
+        """The handoff; `HandoffNotFound` when there is none or `agent` may not see it."""
         handoff = self.store.get(handoff_id)
-        if handoff is None:
+        if handoff is None or (agent is not None and not may_see(handoff, agent)):
             raise HandoffNotFound(f"No handoff {handoff_id}.")
         return handoff
+
+    def visible(self, handoff_id: int, agent: Agent) -> bool:
+        """Whether `agent` may see handoff `handoff_id` (blocking; False when there is none)."""
+        handoff = self.store.get(handoff_id)
+        return handoff is not None and may_see(handoff, agent)
 
     def _summary(self, handoff: Handoff) -> dict[str, Any]:
         last = self.store.last_messages([handoff.id]).get(handoff.id)
         return handoff_view(handoff, self.store.position(handoff), last)
 
-    async def detail(self, handoff_id: int) -> dict[str, Any]:
-        """The handoff, its packet and its messages."""
+    async def detail(self, handoff_id: int, agent: Agent | None = None) -> dict[str, Any]:
+        """The handoff, its packet and its messages (`HandoffNotFound` if `agent` may not)."""
 
         def read() -> dict[str, Any]:
-            handoff = self._get(handoff_id)
+            handoff = self._get(handoff_id, agent)
             return {
                 "handoff": self._summary(handoff),
                 "packet": handoff.packet,
@@ -154,11 +176,11 @@ class DeskService:
 
         return await asyncio.to_thread(read)
 
-    async def assist(self, handoff_id: int) -> dict[str, Any]:
+    async def assist(self, handoff_id: int, agent: Agent | None = None) -> dict[str, Any]:
         """Knowledge-base answers for the customer's latest message, in their language."""
 
         def search() -> dict[str, Any]:
-            handoff = self._get(handoff_id)
+            handoff = self._get(handoff_id, agent)
             query = self.store.latest_customer_text(handoff_id) or _latest_packet_text(handoff)
             if not query:
                 return {"query": "", "suggestions": []}
@@ -209,7 +231,7 @@ class DeskService:
     ) -> dict[str, Any]:
         """Gives the conversation to another agent (assign or transfer); the customer is told."""
         target = await asyncio.to_thread(self.store.agent, username)
-        if target is None or not target.active:
+        if target is None or not target.active or target.role is AgentRole.editor:
             raise HandoffError(f"No active agent {username!r}.")
         handoff = await asyncio.to_thread(self.store.assign, handoff_id, target, by)
         line = f"{by.display_name} → {target.display_name}"
@@ -246,10 +268,11 @@ class DeskService:
         return view
 
     async def note(self, handoff_id: int, agent: Agent, text: str) -> dict[str, Any]:
-        """An internal note: stored and shown to agents, never sent to the customer."""
+        """An internal note on the agent's own open conversation (an admin's on any)."""
+        handoff = await self._owned(handoff_id, agent)
         message = await asyncio.to_thread(
             self.store.add_message,
-            handoff_id,
+            handoff.id,
             NewMessage(MessageKind.note, text.strip(), datetime.now(UTC), agent.display_name),
         )
         assert message is not None
@@ -322,10 +345,11 @@ class DeskService:
 
     # ------------------------------------------------------------------ helpers
     async def _owned(self, handoff_id: int, agent: Agent) -> Handoff:
-        handoff = await asyncio.to_thread(self._get, handoff_id)
+        """The open handoff if it is `agent`'s (or `agent` is an admin)."""
+        handoff = await asyncio.to_thread(self._get, handoff_id, agent)
         if handoff.status not in (HandoffStatus.queued, HandoffStatus.active):
             raise HandoffError("This conversation has already ended.")
-        if handoff.agent_id != agent.id and agent.role.value != "admin":
+        if handoff.agent_id != agent.id and agent.role is not AgentRole.admin:
             raise HandoffError("Claim the conversation first. 请先接入对话。")
         return handoff
 

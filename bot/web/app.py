@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bot.core.db import make_engine
 from bot.core.settings import Settings, get_settings
 from bot.handoff.broker import SqlEventSource
 from bot.handoff.service import DeskService
+from bot.web.limits import BodyLimitMiddleware
 from bot.web.routes import chat, console, handoffs, health, review, sessions
 from kefu_shared.masking import install_log_masking
 
@@ -33,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Starts the desk's event-broker consumer; stops it and closes Rasa's client."""
         install_log_masking()
+        for noisy in ("httpx", "httpcore"):  # their INFO lines carry URLs with Rasa's ?token=
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         service = DeskService.from_settings(settings, app.state.engine)
         app.state.desk_service = service
         broker = make_engine(settings.event_broker_url)
@@ -70,4 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
+    # added last, so it runs first: bodies are bounded before routing, auth and parsing
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_json_bytes=settings.max_json_bytes,
+        max_form_bytes=settings.max_form_bytes,
+    )
     return app

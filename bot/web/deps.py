@@ -1,6 +1,11 @@
 """The web service's FastAPI dependencies; routes take them from here, never from each other.
 
-The app's engine, stores and services; the signed-in agent; CSRF and body limits.
+The app's engine, stores and services; the client's address; the signed-in agent and its
+role; CSRF and body limits.
+
+Roles: the console (conversations, packets, claims, replies, the WebSocket) is for agents
+and admins (`Console`); the review queue and knowledge for editors and admins (`Editor`);
+which handoffs an agent may see is decided per handoff by `DeskService`.
 
 Everything an app owns lives on `app.state`: `create_app` puts the settings and the one
 engine there; the stores and services are made from them on first use (tests may set
@@ -9,6 +14,7 @@ engine there; the stores and services are made from them on first use (tests may
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +38,8 @@ MAX_BODY_BYTES = 16 * 1024
 """The largest JSON body a desk call takes (a 2,000-character reply is at most 8 KB)."""
 EDITOR_ROLES = (AgentRole.editor, AgentRole.admin)
 """Who may use the review queue."""
+CONSOLE_ROLES = (AgentRole.agent, AgentRole.admin)
+"""Who may use the console: conversations, packets, claims, replies and the WebSocket."""
 
 
 # ---------------------------------------------------------------------- app resources
@@ -70,6 +78,47 @@ def get_accounts(connection: HTTPConnection) -> Accounts:
 
 
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
+def _address(value: str) -> str:
+    """`value` as a normalised IP address ("" when it is none, e.g. "unknown" or garbage)."""
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[::1]:443"
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "1.2.3.4:5678"
+        value = value.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return ""
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy.
+
+    Behind trusted proxies (`settings.trusted_proxy_addresses`) it is the right-most address
+    of `X-Forwarded-For` that is not itself a trusted proxy; the header of an untrusted peer
+    is ignored (anyone can send one).
+    """
+    peer = connection.client.host if connection.client else ""
+    address = _address(peer) or peer or "unknown"
+    trusted = {
+        _address(proxy) or proxy for proxy in app_settings(connection).trusted_proxy_addresses
+    }
+    if address not in trusted:
+        return address
+    hops = [
+        hop.strip()
+        for header in connection.headers.getlist("x-forwarded-for")
+        for hop in header.split(",")
+    ]
+    for hop in reversed([hop for hop in hops if hop]):
+        hop_address = _address(hop)
+        if not hop_address:
+            return hop[:64]  # garbage from beyond the proxies: still one client's key
+        if hop_address not in trusted:
+            return hop_address
+    return address
 
 
 def get_service(connection: HTTPConnection) -> DeskService:
@@ -144,7 +193,11 @@ def require_agent(*roles: AgentRole) -> Callable[[DeskSession], Agent]:
 
 
 CurrentAgent = Annotated[Agent, Depends(require_agent())]
+"""Any signed-in account (agent, editor or admin)."""
 Editor = Annotated[Agent, Depends(require_agent(*EDITOR_ROLES))]
+"""An editor or admin: the review queue and knowledge."""
+Console = Annotated[Agent, Depends(require_agent(*CONSOLE_ROLES))]
+"""An agent or admin: the console's conversations."""
 
 
 # ---------------------------------------------------------------------- guards of changes

@@ -13,6 +13,7 @@ from telegram.error import BadRequest, NetworkError
 from telegram.ext import ExtBot
 
 from connectors.logs import mask_user_id
+from connectors.messages import platform_id
 from connectors.telegram.connection import TelegramConnection
 from connectors.telegram.text import BUTTONS_FALLBACK_TEXT, split_text
 
@@ -40,6 +41,7 @@ class TelegramOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         """Sends `text`, split into several messages over 4,096 characters."""
+        recipient_id = platform_id("telegram", recipient_id)
         for part in split_text(text):
             await self._deliver(recipient_id, part, _send_message(recipient_id, part))
 
@@ -47,6 +49,7 @@ class TelegramOutput(OutputChannel):
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         """Sends `text` with an inline keyboard, one button per row."""
+        recipient_id = platform_id("telegram", recipient_id)
         rows = [[button] for item in buttons if (button := await self._button(item))]
         parts = split_text(text) or [BUTTONS_FALLBACK_TEXT]
         for part in parts[:-1]:
@@ -58,6 +61,7 @@ class TelegramOutput(OutputChannel):
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         """Sends the image at URL `image` as a photo."""
+        recipient_id = platform_id("telegram", recipient_id)
 
         async def send(bot: ExtBot[Any]) -> None:
             await bot.send_photo(chat_id=recipient_id, photo=image)

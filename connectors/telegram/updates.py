@@ -20,7 +20,7 @@ from telegram import CallbackQuery, Message, Update
 from telegram.ext import ExtBot
 
 from connectors.logs import mask_personal_data, mask_user_id
-from connectors.messages import announcing_truncation, prepare_text
+from connectors.messages import announcing_truncation, namespaced_sender, prepare_text
 from connectors.telegram.connection import TelegramConnection
 from connectors.telegram.sending import TelegramOutput
 from connectors.telegram.text import EXPIRED_OPTION_REPLY, NON_TEXT_REPLY, text_for_rasa
@@ -157,7 +157,13 @@ class TelegramUpdates:
 
     async def _to_rasa(self, chat_id: str, text: str, metadata: dict[str, Any]) -> None:
         await self.on_new_message(
-            UserMessage(text, self.output, chat_id, input_channel="telegram", metadata=metadata)
+            UserMessage(
+                text,
+                self.output,
+                namespaced_sender("telegram", chat_id),
+                input_channel="telegram",
+                metadata=metadata,
+            )
         )
 
     async def _best_effort(

@@ -20,10 +20,14 @@ from wechatpy.exceptions import WeChatClientException
 
 from connectors.channel_state import DAY_SECONDS, ChannelState
 from connectors.logs import mask_user_id
+from connectors.messages import platform_id
 from connectors.wechat.client import KefuWeChatClient
 from connectors.wechat.text import number_options, split_text
 
 logger = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+"""Rasa senders of this channel are `wechat:<openid>`; the API gets the bare openid."""
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)
 """Pauses before each retry of a transient failure (so at most 4 attempts)."""
@@ -162,14 +166,15 @@ class WeChatOutput(OutputChannel):
         await self.sender.send_text(recipient_id, text)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        """Sends a text."""
+        """Sends a text (`recipient_id` is the Rasa sender `wechat:<openid>` or an openid)."""
         if text and text.strip():
-            await self.deliver(recipient_id, text)
+            await self.deliver(platform_id(CHANNEL, recipient_id), text)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         """Sends the text with the buttons as numbered options."""
+        recipient_id = platform_id(CHANNEL, recipient_id)
         rendered, payloads = number_options(text, buttons)
         if payloads:
             try:

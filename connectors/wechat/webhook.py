@@ -22,7 +22,7 @@ from rasa.core.channels.channel import UserMessage
 
 from connectors.channel_state import ChannelState
 from connectors.logs import mask_user_id
-from connectors.messages import is_valid_sender_id, prepare_text
+from connectors.messages import is_valid_sender_id, namespaced_sender, prepare_text
 from connectors.wechat.protocol import (
     MAX_BODY_BYTES,
     InboundMessage,
@@ -202,7 +202,7 @@ class WeChatWebhook:
         user_message = UserMessage(
             turn.text,
             window,
-            openid,
+            namespaced_sender("wechat", openid),
             input_channel=self.input_channel,
             message_id=message.msg_id or None,
             metadata=turn.metadata,

@@ -35,3 +35,13 @@ class Chat:
         parts = [m.get("text", "") for m in messages]
         parts += [b.get("title", "") for m in messages for b in m.get("buttons") or []]
         return "\n".join(parts)
+
+
+def web_chat_session(web_url: str, **body: Any) -> dict[str, Any]:
+    """A web chat session from the web service, as the chat page gets one.
+
+    `{"token", "sender", "expires_at"}`; the token is the widget's socket.io `session_id`.
+    """
+    response = httpx.post(f"{web_url}/chat/session", json=body, timeout=10)
+    response.raise_for_status()
+    return dict(response.json())

@@ -203,7 +203,7 @@ def test_a_closed_48_hour_window_is_recorded(
 ) -> None:
     customer.say("你好")
     wechat_api.expire(customer.openid)
-    append_bot_message(stack, customer.openid, "您的退款已到账")
+    append_bot_message(stack, f"wechat:{customer.openid}", "您的退款已到账")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         health = httpx.get(f"{stack.rasa_url}/webhooks/wechat/").json()
@@ -295,7 +295,9 @@ def test_telegram_text_buttons_and_duplicates(chat: TelegramChat) -> None:
 def test_agent_reply_reaches_telegram(stack: Settings, chat: TelegramChat) -> None:
     chat.send("hello")
     chat.wait_reply(lambda params: True)
-    append_bot_message(stack, str(chat.chat_id), "An agent here: your refund is on its way.")
+    append_bot_message(
+        stack, f"telegram:{chat.chat_id}", "An agent here: your refund is on its way."
+    )
     chat.wait_reply(lambda params: params["text"] == "An agent here: your refund is on its way.")
 
 
@@ -303,3 +305,19 @@ def test_channel_health_routes(stack: Settings) -> None:
     for name in ("wechat", "telegram"):
         health = httpx.get(f"{stack.rasa_url}/webhooks/{name}/")
         assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+
+
+def test_channel_conversations_are_namespaced(
+    stack: Settings, customer: WeChatCustomer, chat: TelegramChat
+) -> None:
+    """Rasa's sender ids name the channel that verified them: wechat:<openid>, telegram:<id>."""
+    customer.say("你好")
+    chat.send("hello")
+    chat.wait_reply(lambda params: True)
+    for sender in (f"wechat:{customer.openid}", f"telegram:{chat.chat_id}"):
+        tracker = httpx.get(
+            f"{stack.rasa_url}/conversations/{sender}/tracker",
+            params={"token": stack.rasa_token},
+            timeout=30,
+        ).json()
+        assert any(event["event"] == "user" for event in tracker["events"]), sender

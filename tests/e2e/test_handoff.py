@@ -24,7 +24,7 @@ from bot.core.db import Handoff, HandoffStatus, make_engine
 from bot.core.processes import ServiceGroup
 from bot.core.settings import Settings
 from bot.handoff.store import HandoffStore
-from tests.e2e.chat_client import Chat
+from tests.e2e.chat_client import Chat, web_chat_session
 from tests.e2e.desk_client import DeskClient, ensure_agent, open_handoff_with
 
 pytestmark = [pytest.mark.e2e]
@@ -148,22 +148,23 @@ class Customer:
     """A web-chat customer over the real socket.io channel."""
 
     def __init__(self, stack: Settings) -> None:
-        self.session_id = uuid.uuid4().hex
+        session = web_chat_session(f"http://{stack.host}:{stack.web_port}")
+        self.session_id, self.token = session["sender"], session["token"]
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
-        confirmed: queue.Queue[str] = queue.Queue()
+        confirmed: queue.Queue[dict[str, str]] = queue.Queue()
         self.sio.on("bot_uttered", self.replies.put)
         self.sio.on("session_confirm", confirmed.put)
         self.sio.connect(stack.rasa_url, socketio_path="/socket.io", transports=["polling"])
-        self.sio.emit("session_request", {"session_id": self.session_id})
-        assert confirmed.get(timeout=10) == self.session_id
+        self.sio.emit("session_request", {"session_id": self.token})
+        assert confirmed.get(timeout=10)["sender"] == self.session_id
 
     def close(self) -> None:
         """Disconnects in the background (a polling disconnect waits for the next ping)."""
         threading.Thread(target=self.sio.disconnect, daemon=True).start()
 
     def say(self, text: str) -> None:
-        self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id})
+        self.sio.emit("user_uttered", {"message": text, "session_id": self.token})
 
     def hear(self, containing: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

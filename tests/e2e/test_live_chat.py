@@ -21,7 +21,9 @@ def test_chinese_conversation_with_order_lookup(stack: Settings) -> None:
     assert any(button["payload"] == "/order_status" for button in greeting[0]["buttons"])
     assert "订单号" in chat.say("我的订单到哪了")
     reply = chat.say("KF202611200001")
-    assert "KF202611200001" in reply and "顺丰" in reply  # shipped with SF Express
+    assert "KF202611200001" in reply and "已发货" in reply
+    assert "顺丰" not in reply and "后四位" in reply  # details only after the check
+    assert "顺丰" in chat.say("0001")  # the last four digits of the order's phone
     assert "KF202611200002" in chat.say("帮我查一下订单KF202611200002")
 
 
@@ -29,7 +31,8 @@ def test_english_conversation_replies_in_english(stack: Settings) -> None:
     chat = Chat(stack.rasa_url)
     assert "Hi" in chat.say("hello there") or "Hello" in chat.say("hello")
     reply = chat.say("where is my order KF202611200001")
-    assert "KF202611200001" in reply and "SF Express" in reply
+    assert "KF202611200001" in reply and "shipped" in reply and "SF Express" not in reply
+    assert "SF Express" in chat.say("0001")  # the last four digits of the order's phone
     assert "return" in chat.say_all("how do I return an item I bought?").lower()
 
 
@@ -134,7 +137,7 @@ def test_conversations_survive_a_rasa_restart(stack_group: ServiceGroup) -> None
     chat.say("where is my order")  # the bot now waits for the order number
     stack_group.restart("rasa")
     reply = chat.say("KF202611200001")  # answered in English, inside the same order lookup
-    assert "SF Express" in reply
+    assert "shipped" in reply and "last four digits" in reply
     tracker = httpx.get(
         f"{stack.rasa_url}/conversations/{chat.sender}/tracker",
         params={"token": stack.rasa_token},
@@ -150,4 +153,25 @@ def test_asking_again_while_the_order_form_waits_for_the_number(stack: Settings)
     again = chat.send("我的订单到哪了")
     assert 1 <= len(again) <= 2 and "订单号" in again[-1]["text"], again
     reply = chat.say("KF202611200001")
-    assert "KF202611200001" in reply and "顺丰" in reply
+    assert "KF202611200001" in reply and "已发货" in reply
+
+
+def test_order_details_need_the_phone_check_and_three_wrong_answers_end_it(
+    stack: Settings,
+) -> None:
+    chat = Chat(stack.rasa_url)
+    assert "后四位" in chat.say("帮我查下订单KF202611200008到哪了")  # phone 13800000008
+    assert "还可以再试 2 次" in chat.say("1234")
+    assert "还可以再试 1 次" in chat.say("后四位是5678")
+    locked = chat.say("9999")
+    assert "无法显示" in locked and "顺丰" not in locked
+    again = chat.say("0008")  # right, but too late for this conversation
+    assert "无法显示" in again and "京东" not in again and "顺丰" not in again
+
+
+def test_rest_metadata_is_capped(stack: Settings) -> None:
+    response = httpx.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        json={"sender": "meta-test", "message": "hi", "metadata": {"channel": "x" * 2000}},
+    )
+    assert response.status_code == 413, response.text

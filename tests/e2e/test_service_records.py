@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from bot.core.db import ComplaintGrade, ServiceRecord, Ticket, make_engine, session_factory
 from bot.core.settings import Settings
+from bot.customers import CustomerDirectory
 from bot.service.policy import load_policy
 from bot.service.records import RecordDraft, completeness, missing_fields
 from tests.e2e.chat_client import Chat
@@ -183,6 +184,10 @@ def test_ticket_with_tier_and_due_time_then_progress_in_a_new_session(
     stack: Settings, mailbox: Mailbox
 ) -> None:
     chat = Chat(stack.rasa_url)
+    # confirmations go only to an address on file (verified), never to one merely typed
+    CustomerDirectory(make_engine(stack.database_url)).set_contact(
+        chat.sender, email="zhang.wei@example.com"
+    )
     before = datetime.now(UTC)
     summary = chat.say("投诉！订单KF202611200003的手表充不进电，影响我上班，我要换货")
     assert "需求确认函" in summary and "KF202611200003" in summary

@@ -454,3 +454,68 @@ class ReviewItem(Base):
     decided_by: Mapped[str | None] = mapped_column(String(40))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CustomerAccount(Base):
+    """One person across channels (`bot.customers`): the identities of `channel_identities`.
+
+    `phone` and `email` are on file only when verified (a code, a shop login, an operator):
+    never what a customer merely typed. Order details go to callers whose verified phone is
+    the order's; need confirmations are emailed only to `email`.
+    """
+
+    __tablename__ = "customer_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ChannelIdentity(Base):
+    """A namespaced sender id (`web:…`, `shop:…`, `wechat:…`, `telegram:…`) of one account."""
+
+    __tablename__ = "channel_identities"
+    __table_args__ = (UniqueConstraint("identity", name="uq_channel_identities_identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[int] = mapped_column(
+        Integer,
+        ForeignKey("customer_accounts.id", name="fk_channel_identities_account_id"),
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LinkCode(Base):
+    """A one-time code proving that `identity` may join the account of `target_identity`.
+
+    Only the code's SHA-256 is stored; it expires, is used once and takes few attempts.
+    """
+
+    __tablename__ = "customer_link_codes"
+    __table_args__ = (Index("ix_customer_link_codes_identity", "identity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity: Mapped[str] = mapped_column(String(128))
+    target_identity: Mapped[str] = mapped_column(String(128))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CustomerEmail(Base):
+    """One email Kefu sent to an account (the daily limit of need confirmations)."""
+
+    __tablename__ = "customer_emails"
+    __table_args__ = (Index("ix_customer_emails_account_at", "account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("customer_accounts.id", name="fk_customer_emails_account_id")
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

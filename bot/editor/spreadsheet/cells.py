@@ -17,6 +17,7 @@ from bot.editor.spreadsheet.model import (
     TABLES,
     SheetError,
     What,
+    restore,
 )
 
 
@@ -132,8 +133,8 @@ def _text_of(value: Any) -> str:
     """A cell's value as text: numbers without `.0`, Excel dates as ISO dates."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value.replace("\r\n", "\n").replace("\r", "\n")
+    if isinstance(value, str):  # the export's formula escape removed first
+        return restore(value).replace("\r\n", "\n").replace("\r", "\n")
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():

@@ -1,4 +1,9 @@
-"""Exporting NLU examples and knowledge entries to an XLSX workbook or a CSV file."""
+"""Exporting NLU examples and knowledge entries to an XLSX workbook or a CSV file.
+
+Cells that a spreadsheet program could read as a formula (starting with = + - @ tab or CR:
+customer texts end up in NLU examples) are written with a leading apostrophe
+(`model.neutralise`); the import removes exactly that one (`model.restore`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,14 @@ from bot.core.files import replace_file
 from bot.core.paths import shown_path
 from bot.core.settings import Settings
 from bot.editor.spreadsheet.knowledge_files import knowledge_model
-from bot.editor.spreadsheet.model import COLUMNS, TABLES, SheetEntry, SheetError, What
+from bot.editor.spreadsheet.model import (
+    COLUMNS,
+    TABLES,
+    SheetEntry,
+    SheetError,
+    What,
+    neutralise,
+)
 from bot.editor.spreadsheet.nlu_files import nlu_items
 from bot.editor.spreadsheet.round_trip import data_files, load_doc
 
@@ -142,7 +154,7 @@ def _write_csv(target: Path, columns: Sequence[str], rows: Iterable[Sequence[str
     with target.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([neutralise(value) for value in row] for row in rows)
 
 
 def _write_xlsx(target: Path, tables: Mapping[What, Sequence[Sequence[str]]]) -> None:
@@ -166,7 +178,8 @@ def _write_xlsx(target: Path, tables: Mapping[What, Sequence[Sequence[str]]]) ->
         for number, row in enumerate(rows, start=2):
             for index, (name, value) in enumerate(zip(columns, row, strict=True), start=1):
                 cell = sheet.cell(row=number, column=index)
-                _put_text(cell, value, f"{what} row {number} ({row[0]}), column {name}")
+                where = f"{what} row {number} ({row[0]}), column {name}"
+                _put_text(cell, neutralise(value), where)
                 cell.alignment = wrapped if name in WRAPPED_COLUMNS else top
         for index, name in enumerate(columns, start=1):
             sheet.column_dimensions[get_column_letter(index)].width = COLUMN_WIDTHS[name]
@@ -185,6 +198,6 @@ def _put_text(cell: Cell, value: str, where: str) -> Cell:
         cell.value = value
     except IllegalCharacterError as error:
         raise SheetError(f"{where}: holds a control character XLSX cannot store") from error
-    cell.data_type = "s"  # a text starting with "=" stays text
+    cell.data_type = "s"  # a text starting with "=" stays text (and `neutralise` adds a "'")
     cell.number_format = "@"
     return cell

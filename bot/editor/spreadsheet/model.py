@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,30 @@ REQUIRED_CELLS: dict[What, tuple[str, ...]] = {
 
 
 LANGUAGES = ("zh", "en")
+
+
+FORMULA_STARTS = "=+-@\t\r"
+"""First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula."""
+_FORMULA_LIKE = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise(value: str) -> str:
+    """`value` as exported: with a leading `'` when it could be read as a formula.
+
+    A spreadsheet program then shows it as text (CSV/formula injection: a customer's
+    `=HYPERLINK(...)` text in an NLU example must not become a live link or formula).
+
+    Values that already start with apostrophes before such a character get one more, so
+    `restore` undoes exactly this and an export followed by an import changes nothing.
+    """
+    return f"'{value}" if _FORMULA_LIKE.match(value) else value
+
+
+def restore(value: str) -> str:
+    """A cell's text as imported: the apostrophe `neutralise` added removed, nothing else."""
+    if value.startswith("'") and _FORMULA_LIKE.match(value, 1):
+        return value[1:]
+    return value
 
 
 MAX_PROBLEMS_SHOWN = 30

@@ -1,7 +1,7 @@
 """The agent console page (`/desk`): the handoff queue and conversations, for signed-in agents.
 
 Its data comes from the handoffs API (`routes/handoffs.py`); without a session the page
-redirects to the login form.
+redirects to the login form, and an editor (no console) to the review queue.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from bot.web.deps import OptionalSession
+from bot.web.deps import CONSOLE_ROLES, OptionalSession
 from bot.web.pages import desk_page, templates
 
 router = APIRouter(prefix="/desk", tags=["desk console"])
@@ -20,6 +20,8 @@ def console_page(request: Request, session: OptionalSession) -> Response:
     """The desk (the queue arrives with the handoff console); the login form without a session."""
     if session is None:
         return RedirectResponse("/desk/login", status.HTTP_303_SEE_OTHER)
+    if session.agent.role not in CONSOLE_ROLES:
+        return RedirectResponse("/desk/review", status.HTTP_303_SEE_OTHER)
     return desk_page(
         templates.TemplateResponse(
             request, "desk.html", {"agent": session.agent, "csrf_token": session.csrf_token}

@@ -1,8 +1,12 @@
 """The agent console's API (`/desk/api/...`) and live updates (`/desk/ws`).
 
-Every route needs a desk session (401 without one); changes also need the session's CSRF
-token in `X-CSRF-Token` (403 without it). The WebSocket checks the session cookie and the
-page's origin before it accepts. Bad input is a 4xx with a `detail` message.
+Every route needs a desk session (401 without one) of an agent or admin (403 for editors);
+changes also need the session's CSRF token in `X-CSRF-Token` (403 without it). Agents see
+queued handoffs and their own (another's, by id, is 404). The WebSocket checks the session
+cookie, the role and the page's origin before it accepts, re-checks the session every
+`SESSION_CHECK_SECONDS` and on every message (closing with 4401 once it has ended), and
+forwards to agents only the events of handoffs they may see. Bad input is a 4xx with a
+`detail` message.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from fastapi import APIRouter, HTTPException, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.websockets import WebSocketDisconnect
 
-from bot.core.db import Agent
+from bot.core.db import Agent, AgentRole
 from bot.handoff.canned import as_api, load_canned_replies
 from bot.handoff.rasa_api import RasaApiError
+from bot.handoff.service import DeskService
 from bot.handoff.store import MAX_TEXT, HandoffError, HandoffNotFound
 from bot.web.deps import (
+    CONSOLE_ROLES,
     SESSION_COOKIE,
+    Accounts,
+    Console,
     Csrf,
-    CurrentAgent,
     Limited,
     Service,
     get_accounts,
@@ -80,28 +87,28 @@ async def _do(call: Awaitable[T]) -> T:
 
 
 @router.get("/api/agents", summary="Agents and whether they are online")
-async def agents(service: Service, agent: CurrentAgent) -> list[dict[str, Any]]:
+async def agents(service: Service, agent: Console) -> list[dict[str, Any]]:
     """Every active agent (for assign and transfer)."""
     return await service.agents()
 
 
 @router.get("/api/handoffs", summary="The queue of open handoffs")
-async def queue(service: Service, agent: CurrentAgent) -> list[dict[str, Any]]:
-    """Queued and active handoffs, the earliest SLA due time first."""
-    return await service.queue()
+async def queue(service: Service, agent: Console) -> list[dict[str, Any]]:
+    """Queued handoffs and the agent's own (an admin's: all open ones), earliest due first."""
+    return await service.queue(agent)
 
 
 @router.get("/api/handoffs/{handoff_id}", summary="A handoff with its packet and messages")
-async def detail(handoff_id: int, service: Service, agent: CurrentAgent) -> dict[str, Any]:
+async def detail(handoff_id: int, service: Service, agent: Console) -> dict[str, Any]:
     """The handoff, the packet the bot gathered, and the conversation since the handoff."""
-    return await _do(service.detail(handoff_id))
+    return await _do(service.detail(handoff_id, agent))
 
 
 @router.post(
     "/api/handoffs/{handoff_id}/claim", summary="Claim a handoff", dependencies=[Csrf, Limited]
 )
 async def claim(
-    handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
+    handoff_id: int, service: Service, agent: Console, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Takes the conversation (409 if another agent has it); the customer hears who joined."""
     return await _do(service.claim(handoff_id, agent))
@@ -111,7 +118,7 @@ async def claim(
     "/api/handoffs/{handoff_id}/assign", summary="Assign a handoff", dependencies=[Csrf, Limited]
 )
 async def assign(
-    handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
+    handoff_id: int, body: AssignBody, service: Service, agent: Console
 ) -> dict[str, Any]:
     """Gives the conversation to an agent (queued: anyone; active: its agent or an admin)."""
     return await _do(service.assign(handoff_id, body.agent, agent, body.note))
@@ -123,7 +130,7 @@ async def assign(
     dependencies=[Csrf, Limited],
 )
 async def transfer(
-    handoff_id: int, body: AssignBody, service: Service, agent: CurrentAgent
+    handoff_id: int, body: AssignBody, service: Service, agent: Console
 ) -> dict[str, Any]:
     """Passes an active conversation to another agent, with an optional note."""
     return await _do(service.assign(handoff_id, body.agent, agent, body.note))
@@ -135,7 +142,7 @@ async def transfer(
     dependencies=[Csrf, Limited],
 )
 async def reply(
-    handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
+    handoff_id: int, body: MessageBody, service: Service, agent: Console
 ) -> dict[str, Any]:
     """Sends the reply on the customer's own channel (only the conversation's agent)."""
     return await _do(service.reply(handoff_id, agent, body.text))
@@ -145,7 +152,7 @@ async def reply(
     "/api/handoffs/{handoff_id}/notes", summary="Add an internal note", dependencies=[Csrf, Limited]
 )
 async def note(
-    handoff_id: int, body: MessageBody, service: Service, agent: CurrentAgent
+    handoff_id: int, body: MessageBody, service: Service, agent: Console
 ) -> dict[str, Any]:
     """A note for agents; the customer never sees it."""
     return await _do(service.note(handoff_id, agent, body.text))
@@ -153,7 +160,7 @@ async def note(
 
 @router.post("/api/handoffs/{handoff_id}/resolve", summary="Resolve", dependencies=[Csrf, Limited])
 async def resolve(
-    handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
+    handoff_id: int, service: Service, agent: Console, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Resolves the ticket; the bot resumes and asks the customer for a 1-5 score."""
     return await _do(service.resolve(handoff_id, agent))
@@ -163,20 +170,20 @@ async def resolve(
     "/api/handoffs/{handoff_id}/hand-back", summary="Hand back", dependencies=[Csrf, Limited]
 )
 async def hand_back(
-    handoff_id: int, service: Service, agent: CurrentAgent, body: EmptyBody | None = None
+    handoff_id: int, service: Service, agent: Console, body: EmptyBody | None = None
 ) -> dict[str, Any]:
     """Returns the conversation to the bot without resolving the ticket."""
     return await _do(service.hand_back(handoff_id, agent))
 
 
 @router.get("/api/handoffs/{handoff_id}/assist", summary="Knowledge-base suggestions")
-async def assist(handoff_id: int, service: Service, agent: CurrentAgent) -> dict[str, Any]:
+async def assist(handoff_id: int, service: Service, agent: Console) -> dict[str, Any]:
     """Knowledge-base answers for the customer's latest message, with their source."""
-    return await _do(service.assist(handoff_id))
+    return await _do(service.assist(handoff_id, agent))
 
 
 @router.get("/api/canned-replies", summary="The canned-reply library")
-async def canned_replies(agent: CurrentAgent) -> dict[str, Any]:
+async def canned_replies(agent: Console) -> dict[str, Any]:
     """Basic, advanced and special-scenario phrases (data/service/canned_replies.yml)."""
     return cast(dict[str, Any], as_api(await asyncio.to_thread(load_canned_replies)))
 
@@ -187,35 +194,100 @@ def _same_origin(socket: WebSocket) -> bool:
     return origin is None or origin in (f"http://{host}", f"https://{host}")
 
 
+SESSION_CHECK_SECONDS = 2.0
+"""How often an open WebSocket re-checks its session (logout, disable, expiry, password)."""
+
+
+class _Console:
+    """One console's WebSocket as the hub sees it: forwards only what its agent may see."""
+
+    def __init__(self, socket: WebSocket, agent: Agent, service: DeskService) -> None:
+        self.socket = socket
+        self.agent = agent
+        self.service = service
+        self.shown: set[int] = set()
+        """Handoffs this console was told about (their later changes still reach it)."""
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        if await self._may_see(payload):
+            await self.socket.send_json(payload)
+
+    async def close(self, code: int = 1000) -> None:
+        await self.socket.close(code=code)
+
+    async def _may_see(self, payload: dict[str, Any]) -> bool:
+        if self.agent.role is AgentRole.admin:
+            return True
+        if payload.get("type") == "queue":
+            view = payload.get("handoff") or {}
+            handoff_id = view.get("id")
+            if not isinstance(handoff_id, int):
+                return False
+            owner = (view.get("agent") or {}).get("username")
+            if view.get("status") == "queued" or owner == self.agent.username:
+                self.shown.add(handoff_id)
+                return True
+            if handoff_id in self.shown:  # it just left this agent: the console drops it
+                self.shown.discard(handoff_id)
+                return True
+            return False
+        handoff_id = payload.get("handoff_id")
+        if not isinstance(handoff_id, int):
+            return False
+        if await asyncio.to_thread(self.service.visible, handoff_id, self.agent):
+            self.shown.add(handoff_id)
+            return True
+        return False
+
+
+async def _watch_session(socket: WebSocket, accounts: Accounts, token: str) -> None:
+    """Closes `socket` with 4401 once its session has ended (checked every few seconds)."""
+    while True:
+        await asyncio.sleep(SESSION_CHECK_SECONDS)
+        if not await asyncio.to_thread(accounts.sessions.is_live, token):
+            with contextlib.suppress(Exception):
+                await socket.close(code=4401)
+            return
+
+
 @router.websocket("/ws")
 async def live(socket: WebSocket) -> None:
     """Live queue and message updates for a signed-in console (same origin only)."""
     accounts = get_accounts(socket)
     token = socket.cookies.get(SESSION_COOKIE, "")
     session = await asyncio.to_thread(accounts.sessions.get, token) if token else None
-    if session is None or not _same_origin(socket):
-        await socket.close(code=4401 if session is None else 4403)
+    if session is None:
+        await socket.close(code=4401)
+        return
+    if not _same_origin(socket) or session.agent.role not in CONSOLE_ROLES:
+        await socket.close(code=4403)
         return
     service = get_service(socket)
     await socket.accept()
-    service.hub.add(socket)
     agent: Agent = session.agent
+    console = _Console(socket, agent, service)
+    console.shown = {view["id"] for view in await service.queue(agent)}  # what it will load
+    service.hub.add(cast(WebSocket, console))
+    watcher = asyncio.create_task(_watch_session(socket, accounts, token))
     await asyncio.to_thread(service.store.touch_agent, agent.id)
     try:
         while True:
             frame = await socket.receive()
             if frame["type"] == "websocket.disconnect":
                 return
+            if not await asyncio.to_thread(accounts.sessions.is_live, token):
+                await socket.close(code=4401)  # signed out, disabled or expired meanwhile
+                return
             message: Any = None
             with contextlib.suppress(ValueError, TypeError):  # binary frames, not JSON: ignored
                 message = json.loads(frame.get("text") or "")
             if isinstance(message, dict) and message.get("type") == "ping":
-                if await asyncio.to_thread(accounts.sessions.get, token) is None:
-                    await socket.close(code=4401)  # signed out or expired meanwhile
-                    return
                 await asyncio.to_thread(service.store.touch_agent, agent.id)
                 await socket.send_json({"type": "pong"})
-    except WebSocketDisconnect:
-        pass
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # closed by the client, or by the session watcher meanwhile
     finally:
-        service.hub.discard(socket)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        service.hub.discard(cast(WebSocket, console))

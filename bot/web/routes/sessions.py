@@ -1,6 +1,6 @@
 """Signing in to the desk, out again, and who is signed in.
 
-Routes: `/desk/login`, `/desk/logout`, `/desk/api/me`.
+Routes: `/desk/login`, `/desk/logout`, `/desk/api/me`, `/desk/api/me/password`.
 
 The login form carries a double-submit CSRF token (cookie + hidden field), the logout form
 the session's token. Database work runs in threads, never on the event loop.
@@ -11,18 +11,24 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from datetime import timedelta
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from bot.accounts import AccountError
+from bot.core.db import DeskSession
 from bot.web.deps import (
     SESSION_COOKIE,
     AccountsDep,
     CurrentAgent,
+    Limited,
     OptionalSession,
     app_settings,
+    client_address,
+    require_csrf,
 )
 from bot.web.pages import desk_page, templates
 
@@ -85,17 +91,21 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse, summary="Sign in to the desk")
 async def login(request: Request, accounts: AccountsDep) -> Response:
-    """Checks the CSRF token, the lockout and the credentials; opens a session on success."""
+    """Checks the CSRF token, the lockout and the credentials; opens a session on success.
+
+    The lockout counts failures per (username, client address) and per client address, the
+    address being `client_address` (X-Forwarded-For only from trusted proxies).
+    """
     form = await _form(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not _same(form.get("csrf_token", ""), cookie):
         return _forbidden(request)
     username = form.get("username", "").strip().lower()
     password = form.get("password", "")
-    client = request.client.host if request.client else "unknown"
-    wait = await asyncio.to_thread(accounts.agents.retry_after, username, client)
-    if wait > timedelta(0):
-        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    client = client_address(request)
+    outcome = await asyncio.to_thread(accounts.agents.login, username, password, client)
+    if outcome.locked:
+        minutes = max(1, math.ceil(outcome.retry_after.total_seconds() / 60))
         return _login_page(
             request,
             cookie,
@@ -104,7 +114,7 @@ async def login(request: Request, accounts: AccountsDep) -> Response:
             f"登录失败次数过多，请 {minutes} 分钟后再试。",
             username,
         )
-    agent = await asyncio.to_thread(accounts.agents.authenticate, username, password, client)
+    agent = outcome.agent
     if agent is None:
         return _login_page(
             request,
@@ -150,3 +160,48 @@ def me(agent: CurrentAgent) -> dict[str, str]:
         "display_name": agent.display_name,
         "role": agent.role.value,
     }
+
+
+class PasswordBody(BaseModel):
+    """The agent's own password change: the current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+@router.post(
+    "/api/me/password",
+    summary="Change the signed-in agent's password",
+    dependencies=[Limited],
+)
+async def change_password(
+    request: Request,
+    body: PasswordBody,
+    accounts: AccountsDep,
+    session: Annotated[DeskSession, Depends(require_csrf)],
+) -> dict[str, str]:
+    """Checks the current password, sets the new one and ends the agent's other sessions.
+
+    403 for a wrong current password (the attempt counts towards the login lockout), 422 for
+    a new password that is too short.
+    """
+    agent = session.agent
+    client = client_address(request)
+    outcome = await asyncio.to_thread(
+        accounts.agents.login, agent.username, body.current_password, client
+    )
+    if outcome.locked:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "Too many failed attempts.")
+    if outcome.agent is None or outcome.agent.id != agent.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "The current password is wrong.")
+    try:
+        await asyncio.to_thread(
+            accounts.agents.set_password,
+            agent.username,
+            body.new_password,
+            session.token_hash,
+        )
+    except AccountError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    return {"status": "changed"}

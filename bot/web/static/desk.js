@@ -501,8 +501,10 @@
       try { data = JSON.parse(event.data); } catch (err) { return; }
       handleEvent(data);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (live.ws !== ws) return;
+      // 4401: the session ended (signed out elsewhere, disabled, expired, password changed).
+      if (event.code === 4401) { clearInterval(live.ping); location.assign("/desk/login"); return; }
       clearInterval(live.ping);
       setWsStatus(false);
       scheduleReconnect();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
@@ -17,11 +18,13 @@ from bot.accounts import (
     DEMO_EDITOR_USERNAME,
     AccountError,
     AgentStore,
+    LoginOutcome,
     SessionStore,
     hash_token,
     seed_demo_agent,
     seed_demo_editor,
 )
+from bot.accounts.agents import CLIENT_FAILURE_FACTOR
 from bot.cli.main import main
 from bot.core.db import Agent, AgentRole, DeskSession, LoginAttempt
 from bot.core.settings import Settings
@@ -93,26 +96,85 @@ def test_an_outdated_hash_is_replaced_on_login(engine: Engine) -> None:
     assert AgentStore(engine, hasher=strong).authenticate("li.na", PASSWORD, "c", NOW)
 
 
-def test_lockout_by_username_then_release_after_the_window(agents: AgentStore) -> None:
+def test_lockout_by_username_and_client_then_release_after_the_window(
+    agents: AgentStore,
+) -> None:
     agents.create("li.na", "Li Na", AgentRole.agent, PASSWORD)
     for minute in range(5):
-        assert not agents.is_locked("li.na", f"10.0.0.{minute}", NOW)
+        assert not agents.is_locked("li.na", "10.0.0.1", NOW)
         at = NOW + timedelta(minutes=minute)
-        agents.authenticate("li.na", "wrong password!", f"10.0.0.{minute}", at)
+        assert not agents.login("li.na", "wrong password!", "10.0.0.1", at).locked
     later = NOW + timedelta(minutes=5)
-    assert agents.is_locked("li.na", "10.9.9.9", later)  # any client
-    assert not agents.is_locked("someone", "10.9.9.9", later)
-    assert agents.retry_after("li.na", "x", later) == timedelta(minutes=10)
-    assert agents.is_locked("li.na", "x", NOW + timedelta(minutes=14, seconds=59))
-    assert not agents.is_locked("li.na", "x", NOW + timedelta(minutes=15, seconds=1))
+    assert agents.is_locked("li.na", "10.0.0.1", later)
+    assert agents.retry_after("li.na", "10.0.0.1", later) == timedelta(minutes=10)
+    refused = agents.login("li.na", PASSWORD, "10.0.0.1", later)
+    assert refused.locked and refused.agent is None  # the right password does not help
+    # the same user elsewhere and other users from the same address are not locked out
+    assert not agents.is_locked("li.na", "10.9.9.9", later)
+    assert agents.login("li.na", PASSWORD, "10.9.9.9", later).agent is not None
+    assert not agents.is_locked("someone", "10.0.0.1", later)
+    assert agents.is_locked("li.na", "10.0.0.1", NOW + timedelta(minutes=14, seconds=59))
+    assert not agents.is_locked("li.na", "10.0.0.1", NOW + timedelta(minutes=15, seconds=1))
+
+
+def test_failures_from_many_addresses_never_lock_the_user_out(agents: AgentStore) -> None:
+    agents.create("li.na", "Li Na", AgentRole.agent, PASSWORD)
+    for number in range(50):
+        agents.login("li.na", "wrong password!", f"10.0.1.{number}", NOW)
+    assert agents.login("li.na", PASSWORD, "192.168.1.5", NOW).agent is not None
 
 
 def test_lockout_by_client_across_usernames(agents: AgentStore) -> None:
-    for number in range(5):
-        agents.authenticate(f"user{number}", "wrong password!", "10.0.0.7", NOW)
+    limit = agents.max_failures * CLIENT_FAILURE_FACTOR
+    for number in range(limit - 1):
+        agents.login(f"user{number}", "wrong password!", "10.0.0.7", NOW)
+    assert not agents.is_locked("fresh-name", "10.0.0.7", NOW)
+    agents.login("user-last", "wrong password!", "10.0.0.7", NOW)
     assert agents.is_locked("fresh-name", "10.0.0.7", NOW)
     assert not agents.is_locked("fresh-name", "10.0.0.8", NOW)
     assert not agents.is_locked("fresh-name", "10.0.0.7", NOW + timedelta(minutes=16))
+
+
+def test_concurrent_guesses_cannot_pass_the_limit(engine: Engine) -> None:
+    agents = AgentStore(engine, hasher=FAST, max_failures=3)
+    agents.create("li.na", "Li Na", AgentRole.agent, PASSWORD)
+    barrier = threading.Barrier(12)
+    outcomes: list[LoginOutcome] = []
+
+    def guess(number: int) -> None:
+        barrier.wait()
+        outcomes.append(agents.login("li.na", f"wrong password {number}", "10.0.0.3"))
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(not outcome.locked for outcome in outcomes) == 3  # the others were refused
+    with Session(engine) as session:
+        recorded = session.scalars(select(LoginAttempt)).all()
+    assert len(recorded) == 3 and not any(attempt.succeeded for attempt in recorded)
+    assert agents.login("li.na", PASSWORD, "10.0.0.3").locked
+
+
+def test_a_password_change_ends_other_sessions_and_disabling_all(
+    agents: AgentStore, engine: Engine
+) -> None:
+    agent = agents.create("li.na", "Li Na", AgentRole.agent, PASSWORD)
+    other = agents.create("wang", "Wang", AgentRole.agent, PASSWORD)
+    sessions = SessionStore(engine)
+    here, _ = sessions.create(agent.id)
+    elsewhere, _ = sessions.create(agent.id)
+    colleague, _ = sessions.create(other.id)
+    agents.set_password("li.na", "a new long password", keep_session=hash_token(here))
+    assert sessions.is_live(here) and not sessions.is_live(elsewhere)
+    assert sessions.get(elsewhere) is None and sessions.is_live(colleague)
+    agents.set_password("li.na", "another new password")  # an admin reset: every session ends
+    assert not sessions.is_live(here)
+    again, _ = sessions.create(agent.id)
+    agents.set_active("li.na", False)
+    agents.set_active("li.na", True)
+    assert not sessions.is_live(again) and sessions.is_live(colleague)
 
 
 def test_a_success_clears_earlier_failures(agents: AgentStore) -> None:
@@ -227,3 +289,23 @@ def test_cli_add_list_and_disable(cli_store: AgentStore) -> None:
     assert any("li.na" in line and "disabled" in line for line in listed.splitlines())
     missing = runner.invoke(main, ["agents", "disable", "nobody"])
     assert missing.exit_code == 1 and "No agent" in missing.output
+
+
+def test_cli_password_reset_ends_every_session(cli_store: AgentStore, engine: Engine) -> None:
+    agent = cli_store.create("li.na", "Li Na", AgentRole.agent, PASSWORD)
+    sessions = SessionStore(engine)
+    token, _ = sessions.create(agent.id)
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["agents", "password", "li.na", "--password-stdin"], input="a brand new password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert not sessions.is_live(token)
+    assert cli_store.authenticate("li.na", "a brand new password", "c") is not None
+    short = runner.invoke(main, ["agents", "password", "li.na", "--password-stdin"], input="x\n")
+    assert short.exit_code == 1 and "at least 10" in short.output
+    missing = runner.invoke(main, ["agents", "password", "nobody"], input=f"{PASSWORD}\n" * 2)
+    assert missing.exit_code == 1 and "No agent" in missing.output
+    assert runner.invoke(main, ["agents", "disable", "li.na"]).exit_code == 0
+    assert runner.invoke(main, ["agents", "enable", "li.na"]).exit_code == 0
+    assert cli_store.authenticate("li.na", "a brand new password", "c") is not None

@@ -26,6 +26,7 @@ from actions.service_plan import SKIPPED
 from actions.spin import ValidateSpinForm, read_spin_turn
 from actions.tickets import ActionTicketProgress
 from bot.core.db import KbOutcome, TicketStatus
+from bot.customers import CustomerDirectory
 from bot.service.orders import OrderStore, demo_orders
 from bot.service.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
@@ -43,6 +44,9 @@ def tickets(engine: Engine) -> Iterator[TicketStore]:
             stack.enter_context(patch(f"{module}.ticket_store", return_value=store))
         for module in ("actions.confirmation", "actions.flows"):
             stack.enter_context(patch(f"{module}.order_store", return_value=orders))
+        directory = CustomerDirectory(engine)
+        for module in ("actions.confirmation", "actions.tickets"):
+            stack.enter_context(patch(f"{module}.customer_directory", return_value=directory))
         yield store
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.bench.common import free_port
-from bot.core.processes import Service, ServiceError, ServiceGroup
+from bot.core.processes import Service, ServiceError, ServiceGroup, kefu_services
 from bot.core.settings import Settings
 
 
@@ -54,3 +54,30 @@ def test_unhealthy_service_times_out(tmp_path: Path) -> None:
         group.start(timeout=2)
     assert time.monotonic() - started < 20
     assert silent.process is not None and silent.process.poll() is not None
+
+
+def test_secrets_reach_the_servers_by_environment_only(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        rasa_token="rasa-token-for-tests-0123456789",
+        action_token="action-token-for-tests-0123456789",
+    )
+    services = {s.name: s for s in kefu_services(settings, tmp_path / "model.tar.gz")}
+    for service in services.values():
+        for secret in (settings.rasa_token, settings.action_token):
+            assert not [arg for arg in service.command if secret in arg], service.name
+            assert secret not in service.health_url and "token" not in service.health_url
+    rasa = services["rasa"]
+    assert rasa.command[1:3] == ["-m", "rasa_addons.launch"]
+    assert "--auth-token" not in rasa.command and "--enable-api" in rasa.command
+    assert rasa.env["KEFU_RASA_TOKEN"] == settings.rasa_token
+    assert rasa.env["KEFU_ACTION_TOKEN"] == settings.action_token  # endpoints.yml sends it
+    assert rasa.env["SANIC_REQUEST_MAX_SIZE"] == "65536"
+    assert services["actions"].env["KEFU_ACTION_TOKEN"] == settings.action_token
+    assert services["actions"].env["SANIC_HOST"] == "127.0.0.1"
+
+
+def test_the_health_check_of_rasa_needs_no_token(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, rasa_port=5005)
+    rasa = next(s for s in kefu_services(settings, tmp_path / "m") if s.name == "rasa")
+    assert rasa.health_url == "http://127.0.0.1:5005/"

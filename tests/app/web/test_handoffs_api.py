@@ -83,7 +83,7 @@ def test_the_queue_and_the_claim(app: FastAPI) -> None:
         json={"text": "hi"},
         headers={"X-CSRF-Token": other_csrf},
     )
-    assert reply.status_code == 409  # only its agent replies
+    assert reply.status_code == 404  # another agent's conversation: not even its existence
 
 
 @pytest.mark.parametrize(

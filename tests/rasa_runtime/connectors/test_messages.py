@@ -56,3 +56,23 @@ async def test_cut_messages_are_announced_before_the_answer() -> None:
     await handle(UserMessage("短", collector, "s1", metadata={}))
     assert len(collector.messages) == 1 and "5000" in collector.messages[0]["text"]
     assert seen == ["长", "短"]
+
+
+def test_channel_senders_are_namespaced_and_unwrapped() -> None:
+    from connectors.messages import namespaced_sender, platform_id
+
+    assert namespaced_sender("wechat", "o6_b") == "wechat:o6_b"
+    assert platform_id("wechat", "wechat:o6_b") == "o6_b"
+    assert platform_id("telegram", "telegram:-100123") == "-100123"
+    assert platform_id("telegram", "424242") == "424242"  # conversations from before
+
+
+def test_client_metadata_is_whitelisted_and_capped() -> None:
+    from connectors.messages import MAX_METADATA_BYTES, MetadataTooLarge, allowed_metadata
+
+    assert allowed_metadata(None) == {}
+    assert allowed_metadata({"channel": "web", "kefu": {"agent": 1}, "x": 1}) == {"channel": "web"}
+    assert allowed_metadata({"channel": ["web"]}) == {}
+    assert allowed_metadata({"channel": "w" * 65}) == {}
+    with pytest.raises(MetadataTooLarge):
+        allowed_metadata({"other": "x" * MAX_METADATA_BYTES})

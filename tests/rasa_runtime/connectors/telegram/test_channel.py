@@ -154,7 +154,7 @@ async def test_text_reaches_rasa_and_the_answer_reaches_the_chat(
     ).status == 200
     (message,) = rasa.messages
     assert message.text == "我的订单到哪了"
-    assert message.sender_id == str(CHAT) and message.input_channel == "telegram"
+    assert message.sender_id == f"telegram:{CHAT}" and message.input_channel == "telegram"
     assert isinstance(message.output_channel, TelegramOutput)
     assert api.texts_to(CHAT) == ["echo: 我的订单到哪了"]
 
@@ -432,6 +432,20 @@ async def test_images_and_custom_json(output: TelegramOutput, api: FakeTelegramA
     photo = api.wait_for(lambda call: call[0] == "sendPhoto")
     assert photo["photo"] == "https://example.com/receipt.png"
     assert api.texts_to(CHAT) == ["自定义消息"]
+
+
+async def test_the_rasa_sender_telegram_chat_id_reaches_the_chat(
+    output: TelegramOutput, api: FakeTelegramAPI
+) -> None:
+    """Rasa's sender is `telegram:<chat id>` (also for agent replies through Rasa's API)."""
+    await output.send_text_message(f"telegram:{CHAT}", "您好")
+    await output.send_text_with_buttons(
+        f"telegram:{CHAT}", "请选择：", [{"title": "查订单", "payload": "/order_status"}]
+    )
+    await output.send_image_url(f"telegram:{CHAT}", "https://example.com/receipt.png")
+    assert api.texts_to(CHAT) == ["您好", "请选择："]
+    photo = api.wait_for(lambda call: call[0] == "sendPhoto")
+    assert str(photo["chat_id"]) == str(CHAT)
 
 
 async def test_rasa_responses_go_through_send_response(

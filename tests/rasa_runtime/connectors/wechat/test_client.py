@@ -224,3 +224,15 @@ async def test_images_custom_json_and_attachments_become_text(api: FakeWeChatAPI
         "https://example.com/a.pdf",
     ]
     assert output.name() == "wechat"
+
+
+async def test_the_rasa_sender_wechat_openid_reaches_the_bare_openid(
+    api: FakeWeChatAPI, db: Path
+) -> None:
+    """Rasa's sender is `wechat:<openid>` (also for agent replies through Rasa's API)."""
+    output = make_output(api, db)
+    buttons = [{"title": "查订单", "payload": "/order_status"}]
+    await output.send_text_message(f"wechat:{OPENID}", "您好")
+    await output.send_response(f"wechat:{OPENID}", {"text": "请选择：", "buttons": buttons})
+    assert api.texts_to(OPENID) == ["您好", f"请选择：\n1. 查订单\n{OPTIONS_HINT}"]
+    assert SqliteChannelState(db).get(options_key(OPENID)) is not None  # keyed by the openid

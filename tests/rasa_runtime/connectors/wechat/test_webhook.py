@@ -132,7 +132,7 @@ async def test_a_quick_answer_is_the_passive_reply(make: Make, bot: FakeBot, aes
     assert reply["MsgType"] == "text" and reply["Content"] == "您可以在订单页申请电子发票。"
     assert reply["ToUserName"] == OPENID and reply["FromUserName"] == "gh_kefu"
     (message,) = bot.received
-    assert message.sender_id == OPENID and message.input_channel == "wechat"
+    assert message.sender_id == f"wechat:{OPENID}" and message.input_channel == "wechat"
     assert message.message_id == "1"
 
 
