@@ -27,10 +27,13 @@ __all__ = [
     "NluExample",
     "examples_in_node",
     "labelled_examples",
+    "mapping_value",
     "nlu_files",
+    "node_line",
     "parse_annotated",
     "parse_nlu",
     "read_nlu",
+    "sequence_items",
     "strip_entities",
 ]
 
@@ -124,13 +127,13 @@ def examples_in_node(root: Node | None, path: Path) -> tuple[list[IntentBlock], 
     """
     blocks: list[IntentBlock] = []
     examples: list[NluExample] = []
-    for item in _items(_get(root, "nlu")):
-        intent_node = _get(item, "intent")
+    for item in sequence_items(mapping_value(root, "nlu")):
+        intent_node = mapping_value(item, "intent")
         if not isinstance(intent_node, ScalarNode) or not intent_node.value:
             continue
         intent = str(intent_node.value)
-        blocks.append(IntentBlock(intent, path, _line(item)))
-        for annotated, line in _example_lines(_get(item, "examples")):
+        blocks.append(IntentBlock(intent, path, node_line(item)))
+        for annotated, line in _example_lines(mapping_value(item, "examples")):
             text, spans = parse_annotated(annotated)
             if text.strip():
                 examples.append(NluExample(intent, text, annotated, path, line, spans))
@@ -194,26 +197,28 @@ def _example_lines(node: Node | None) -> list[tuple[str, int]]:
     """`(example as written, line)` of an `examples:` value (block text or list of `text:`)."""
     if isinstance(node, ScalarNode):
         # a literal block's text starts on the line after `examples: |`, one file line per line
-        first = _line(node) + 1 if node.style == "|" else None
+        first = node_line(node) + 1 if node.style == "|" else None
         found = []
         for offset, raw in enumerate(str(node.value).splitlines()):
             if raw.startswith("-"):
-                line = first + offset if first is not None else _line(node)
+                line = first + offset if first is not None else node_line(node)
                 found.append((raw[1:].strip(_STRIP), line))
         return found
     found = []
-    for item in _items(node):
-        text = _get(item, "text")
+    for item in sequence_items(node):
+        text = mapping_value(item, "text")
         if isinstance(text, ScalarNode) and text.value.strip():
-            found.append((str(text.value).strip(_STRIP), _line(text)))
+            found.append((str(text.value).strip(_STRIP), node_line(text)))
     return found
 
 
-def _line(node: Node) -> int:
+def node_line(node: Node) -> int:
+    """The 1-based line a node starts on."""
     return int(node.start_mark.line) + 1
 
 
-def _get(node: Node | None, key: str) -> Node | None:
+def mapping_value(node: Node | None, key: str) -> Node | None:
+    """The value node of `key` in a mapping node (None when absent or not a mapping)."""
     if isinstance(node, MappingNode):
         for key_node, value in node.value:
             if isinstance(key_node, ScalarNode) and key_node.value == key:
@@ -222,5 +227,6 @@ def _get(node: Node | None, key: str) -> Node | None:
     return None
 
 
-def _items(node: Node | None) -> list[Node]:
+def sequence_items(node: Node | None) -> list[Node]:
+    """The item nodes of a sequence node (none when it is not a sequence)."""
     return list(node.value) if isinstance(node, SequenceNode) else []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -22,23 +22,6 @@ SET_DIR = PROJECT_ROOT / "tests" / "customer_conversations"
 
 Split = Literal["dev", "test"]
 SPLITS: tuple[Split, ...] = ("dev", "test")
-
-CATEGORIES = (
-    "simple_question",
-    "colloquial",
-    "order_card",
-    "multi_request",
-    "bare_reply",
-    "emotion",
-    "complaint",
-    "hazard",
-    "context",
-    "out_of_scope",
-    "english_mixed",
-    "handoff",
-    "rating",
-)
-"""The rows of the table, in this order."""
 
 Category = Literal[
     "simple_question",
@@ -55,6 +38,8 @@ Category = Literal[
     "handoff",
     "rating",
 ]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+"""The rows of the table, in this order."""
 Text = Annotated[str, StringConstraints(min_length=1)]
 Phrases = tuple[Text, ...]
 

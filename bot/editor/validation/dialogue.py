@@ -14,7 +14,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from bot.core.paths import shown_path
 from bot.editor.validation.findings import Finding
 from bot.editor.validation.nlu import readable_nlu
-from bot.editor.validation.yaml_syntax import mapping_value, node_line, parsed, sequence_items
+from bot.editor.validation.yaml_syntax import parsed
+from kefu_shared.nlu_data import mapping_value, node_line, sequence_items
 
 RASA_DEFAULT_ACTIONS = frozenset(
     {

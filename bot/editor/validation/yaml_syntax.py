@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
 from bot.core.data_file import DataFileError, YamlDocument, read_data_file
 from bot.core.paths import shown_path
 from bot.editor.validation.findings import Finding
@@ -84,26 +82,6 @@ def parsed(path: Path) -> YamlDocument | None:
         return read_yaml(path)
     except YamlProblem:
         return None
-
-
-def node_line(node: Node) -> int:
-    """The 1-based line a node starts on."""
-    return int(node.start_mark.line) + 1
-
-
-def mapping_value(node: Node | None, key: str) -> Node | None:
-    """The value node of `key` in a mapping node (None when absent or not a mapping)."""
-    if isinstance(node, MappingNode):
-        for key_node, value in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == key:
-                found: Node = value
-                return found
-    return None
-
-
-def sequence_items(node: Node | None) -> list[Node]:
-    """The item nodes of a sequence node (none when it is not a sequence)."""
-    return list(node.value) if isinstance(node, SequenceNode) else []
 
 
 def check_yaml_syntax(paths: Iterable[Path], *, roots: Sequence[Path] = ()) -> list[Finding]:
