@@ -151,6 +151,16 @@ class Settings(BaseSettings):
     )
     max_json_bytes: int = Field(64 * 1024, description="Largest JSON body any server reads.")
     max_form_bytes: int = Field(16 * 1024, description="Largest form body the web service reads.")
+    followups_interval_seconds: float = Field(
+        5, gt=0, description="How often the follow-up scheduler looks for what is due."
+    )
+    followups_lease_seconds: float = Field(
+        60, gt=0, description="How long a worker's claim on a notice lasts (a crash frees it)."
+    )
+    followups_batch_size: int = Field(100, gt=0, description="Notices a worker claims at once.")
+    sms_log_path: Path | None = Field(
+        None, description="The logged SMS sender's file; default VAR_DIR/logs/sms.log."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_placeholders(self) -> Settings:
@@ -164,6 +174,8 @@ class Settings(BaseSettings):
             self.event_broker_url = f"sqlite:///{self.var_dir / 'rasa' / 'events.db'}"
         if not self.channel_state_url:
             self.channel_state_url = f"sqlite:///{self.var_dir / 'rasa' / 'channels.db'}"
+        if self.sms_log_path is None:
+            self.sms_log_path = self.var_dir / "logs" / "sms.log"
         if not self.rasa_public_url:
             self.rasa_public_url = f"http://{self.host}:{self.rasa_port}"
         if self.env == "production" and (

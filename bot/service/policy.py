@@ -227,6 +227,70 @@ class ComplaintRules(Section):
     major: MajorComplaintRule
 
 
+class QuietHours(Section):
+    """When customers get no automatic messages (urgent ones aside), in the policy zone.
+
+    `start` later than `end` spans midnight ("21:00" to "09:00").
+    """
+
+    start: ClockTime
+    end: ClockTime
+    urgent_exempt: bool = True
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time; remove quiet_hours instead")
+        return self
+
+    def contains(self, moment: time) -> bool:
+        """Whether this time of day is quiet."""
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+class ResolutionWindows(Section):
+    """How long a case may take to resolve, in hours (clock hours), by tier and complaint grade."""
+
+    urgent: float = Field(24, gt=0)
+    normal: float = Field(72, gt=0)
+    consultation: float = Field(72, gt=0)
+    general_complaint: float = Field(72, gt=0)
+    major_complaint: float = Field(48, gt=0)
+
+    def hours(self, tier: UrgencyTier, grade: ComplaintGrade | None) -> float:
+        """The resolution window of a ticket of this tier and complaint grade."""
+        if grade is ComplaintGrade.major:
+            return self.major_complaint
+        if grade is ComplaintGrade.general:
+            return self.general_complaint
+        return {
+            UrgencyTier.urgent: self.urgent,
+            UrgencyTier.normal: self.normal,
+            UrgencyTier.consultation: self.consultation,
+        }[tier]
+
+
+class ServiceLoop(Section):
+    """After the bot: progress notices, result, satisfaction visit, second follow-up, SLA alerts."""
+
+    progress_every_days: float = Field(3, gt=0)
+    result_within_hours: float = Field(24, gt=0)
+    satisfaction_within_days: float = Field(7, gt=0)
+    satisfaction_reminder_after_days: float = Field(2, gt=0)
+    unhappy_score: int = Field(3, ge=1, le=4)
+    second_followup_hours: float = Field(48, gt=0)
+    reopen_within_days: float = Field(7, gt=0)
+    at_risk_share: float = Field(0.8, gt=0, lt=1)
+    resolution_hours: ResolutionWindows = ResolutionWindows()
+    vip_checkin_every_days: float = Field(30, gt=0)
+    wechat_window_hours: float = Field(48, gt=0)
+    quiet_hours: QuietHours | None = None
+    default_supervisor: str | None = None
+    """Username of the supervisor of tickets whose agent has none."""
+
+
 class ServicePolicy(Section):
     """The service policy file, validated."""
 
@@ -243,6 +307,7 @@ class ServicePolicy(Section):
     products: dict[Name, Keywords] = Field(min_length=1)
     generic_requests: Keywords
     special_requests: Keywords
+    service_loop: ServiceLoop = ServiceLoop()
 
     @field_validator("timezone")
     @classmethod

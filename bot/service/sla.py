@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from bot.core.db.models import ComplaintGrade, UrgencyTier
 from bot.service.classification import Classification
 from bot.service.policy import BusinessHours, ServicePolicy, Window
 
@@ -65,3 +66,33 @@ def format_due(policy: ServicePolicy, due: datetime, language: str) -> str:
     sign = "-" if offset < timedelta() else "+"
     zone = f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
     return f"{_MONTHS[local.month - 1]} {local.day}, {local:%H:%M} ({zone})"
+
+
+def resolution_due_at(
+    policy: ServicePolicy,
+    tier: UrgencyTier,
+    grade: ComplaintGrade | None,
+    created_at: datetime,
+    response_due: datetime,
+) -> datetime:
+    """When the case must be resolved (UTC, clock hours), never before its response is due."""
+    hours = policy.service_loop.resolution_hours.hours(tier, grade)
+    return max(_as_utc(created_at) + timedelta(hours=hours), _as_utc(response_due))
+
+
+def at_risk_moment(policy: ServicePolicy, start: datetime, due: datetime) -> datetime:
+    """When the policy's share (`at_risk_share`, default 80 %) of the window has passed."""
+    start, due = _as_utc(start), _as_utc(due)
+    return start + (due - start) * policy.service_loop.at_risk_share
+
+
+def next_quiet_end(policy: ServicePolicy, moment: datetime) -> datetime | None:
+    """The end of the quiet hours `moment` falls in (UTC), or None when it is not quiet."""
+    quiet = policy.service_loop.quiet_hours
+    local = _as_utc(moment).astimezone(policy.zone)
+    if quiet is None or not quiet.contains(local.timetz().replace(tzinfo=None)):
+        return None
+    end = datetime.combine(local.date(), quiet.end, tzinfo=policy.zone)
+    if end <= local:
+        end += timedelta(days=1)
+    return end.astimezone(_UTC)

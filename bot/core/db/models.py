@@ -206,6 +206,7 @@ class Ticket(Base):
             "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5",
             name="ck_tickets_satisfaction",
         ),
+        Index("ix_tickets_status_due_at", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -227,10 +228,59 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[str] = mapped_column(Text)
+    # ---- the service loop (issue 19): SLA clock, owner, progress and result
+    response_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """First response due (the tier's or complaint grade's window); `due_at` is this until
+    an agent first answers, then `resolution_due_at`."""
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    first_responded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    sla_state: Mapped[str] = mapped_column(String(20), default="ok")
+    """`ok`, `at_risk` (past the policy's share of the window) or `breached`."""
+    sla_check_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None, index=True)
+    """When the SLA clock must look at this ticket next (at-risk or breach moment); None when
+    finished. Indexed: a scheduler pass reads only what is due."""
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_tickets_assignee_id"), default=None, index=True
+    )
+    supervisor_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_tickets_supervisor_id"), default=None
+    )
+    last_progress_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """When the customer last heard how the case is going (an update or a notice)."""
+    next_progress_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None, index=True)
+    """When the automatic progress notice is due; None when finished. Indexed."""
+    result: Mapped[str | None] = mapped_column(Text, default=None)
+    """What was done (written on resolving; sent to the customer)."""
+    improvement: Mapped[str | None] = mapped_column(Text, default=None)
+    """The improvement measure taken, if any (sent with the result)."""
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+
+class TicketEventKind(str, enum.Enum):
+    """What a ticket history entry records."""
+
+    status = "status"
+    rating = "rating"
+    note = "note"
+    """Internal: agents and supervisors only."""
+    progress = "progress"
+    """A progress update the customer was sent."""
+    customer = "customer"
+    """Something the customer added (information, a message while waiting)."""
+    assignment = "assignment"
+    notice = "notice"
+    """An automatic message to the customer (progress notice, result, CSAT, follow-up)."""
+    sla = "sla"
+    """An at-risk warning, a breach or an escalation."""
 
 
 class TicketEvent(Base):
-    """One entry of a ticket's history: a status change (or a rating, from = to status)."""
+    """One entry of a ticket's history: a status change, a note, an update... (`kind`).
+
+    Entries that do not change the status have from = to status.
+    """
 
     __tablename__ = "ticket_events"
 
@@ -247,13 +297,22 @@ class TicketEvent(Base):
     )
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[TicketEventKind] = mapped_column(
+        Enum(TicketEventKind, native_enum=False, length=20), default=TicketEventKind.status
+    )
+    visible_to_customer: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AgentRole(str, enum.Enum):
-    """What a desk account may do: serve customers, also edit knowledge, also administer."""
+    """What a desk account may do.
+
+    Agents serve customers; editors edit knowledge; supervisors see every ticket, the SLA
+    alerts and the second follow-ups; admins do everything.
+    """
 
     agent = "agent"
     editor = "editor"
+    supervisor = "supervisor"
     admin = "admin"
 
 
@@ -272,6 +331,12 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     """When the desk last heard from this agent (its console's WebSocket): online or not."""
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    """Where SLA alerts and follow-up tasks are emailed (supervisors)."""
+    supervisor_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_agents_supervisor_id"), default=None
+    )
+    """The agent's team lead: supervisor of the tickets assigned to this agent."""
 
 
 class DeskSession(Base):
@@ -322,6 +387,12 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    advisor_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_customers_advisor_id"), default=None
+    )
+    """A VIP's dedicated advisor (an agent)."""
+    next_checkin_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None, index=True)
+    """When a VIP's monthly check-in is due; None for other customers. Indexed."""
 
 
 class HandoffStatus(str, enum.Enum):
@@ -519,3 +590,140 @@ class CustomerEmail(Base):
     )
     kind: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class NoticeStatus(str, enum.Enum):
+    """Where a message of the outbox is (`bot.followups.outbox`)."""
+
+    pending = "pending"
+    sending = "sending"
+    """Claimed by a worker (until `lease_until`); a crashed worker's claim expires."""
+    sent = "sent"
+    undeliverable = "undeliverable"
+    """No channel could take it (WeChat window closed, no email or phone): an agent must."""
+    cancelled = "cancelled"
+    """No longer wanted (the ticket was resolved before a progress notice went out...)."""
+
+
+class Notice(Base):
+    """One message Kefu owes someone: the transactional outbox of the service loop.
+
+    Written in the same transaction as the change that makes it due (a resolve writes the
+    result notice); `key` is unique, so planning the same notice twice stores it once.
+    Workers claim pending rows whose `due_at` has come, deliver, and mark them sent; a
+    delivery to a conversation carries `notice:<id>` in the Rasa event's metadata, so a
+    worker that finds an expired claim checks the tracker before sending again.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_notices_key"),
+        Index("ix_notices_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(30))
+    """progress_update, progress_notice, result, csat, csat_reminder, second_followup,
+    vip_checkin, acknowledgement, sla_at_risk, sla_breach, followup_task..."""
+    audience: Mapped[str] = mapped_column(String(20))
+    """`customer` (their conversation) or `staff` (desk alert and email)."""
+    ticket_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_notices_ticket_id"), index=True
+    )
+    conversation_id: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
+    slots: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """Slots set with the message (e.g. `rating_ticket` with the CSAT question)."""
+    recipient_agent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_notices_recipient_agent_id"), default=None
+    )
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Sent during quiet hours too."""
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[NoticeStatus] = mapped_column(
+        Enum(NoticeStatus, native_enum=False, length=20), default=NoticeStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    via: Mapped[str | None] = mapped_column(String(20), default=None)
+    """How it went out: `rasa` (the customer's channel), `email`, `sms`, `desk`."""
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FollowupOutcome(str, enum.Enum):
+    """How a second follow-up ended."""
+
+    solved = "solved"
+    not_solved = "not_solved"
+    unreachable = "unreachable"
+
+
+class FollowupTask(Base):
+    """A supervisor's second follow-up with an unhappy customer.
+
+    Opened by a score at or below the policy's `unhappy_score`, due within its
+    `second_followup_hours`; one per ticket and rating round (`key`).
+    """
+
+    __tablename__ = "followup_tasks"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_followup_tasks_key"),
+        Index("ix_followup_tasks_done_due", "done_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160))
+    ticket_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_followup_tasks_ticket_id"), index=True
+    )
+    score: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_followup_tasks_assignee_id"), default=None
+    )
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    outcome: Mapped[FollowupOutcome | None] = mapped_column(
+        Enum(FollowupOutcome, native_enum=False, length=20), default=None
+    )
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    done_by: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class DeskAlert(Base):
+    """A warning for the desk, raised once (`key` is unique).
+
+    An SLA at risk or breached, a notice nobody could receive, a follow-up task opened or
+    overdue, a waiting customer's message.
+    """
+
+    __tablename__ = "desk_alerts"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_desk_alerts_key"),
+        Index("ix_desk_alerts_ack_created", "acknowledged_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(30))
+    """sla_at_risk, sla_breach, undeliverable, followup_overdue, followup_task, customer_message"""
+    severity: Mapped[str] = mapped_column(String(10))
+    """`info`, `warning` or `critical`."""
+    ticket_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("tickets.id", name="fk_desk_alerts_ticket_id"), index=True
+    )
+    agent_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("agents.id", name="fk_desk_alerts_agent_id"), default=None
+    )
+    """Who it is for (None: every supervisor and the ticket's assignee)."""
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -1,0 +1,1 @@
+"""Working tickets to closure: what agents, supervisors and customers do to a case."""

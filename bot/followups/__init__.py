@@ -1,0 +1,1 @@
+"""The service loop's scheduler: plans what is due, delivers notices once, raises SLA alerts."""
