@@ -145,7 +145,7 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval nlu
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers
+.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers bench-followups
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
 
@@ -167,6 +167,9 @@ bench-conversations: install train ## Realistic customer conversations replayed 
 
 bench-readers: install-app ## Cross-validated precision and recall of the message readers (var/bench/readers.json)
 	$(KEFU) eval readers
+
+bench-followups: install-app ## Scheduler due scan over 100,000 open tickets, delivery, SLA simulation (var/bench/followups.json)
+	$(KEFU) bench followups
 
 .PHONY: clean
 clean: ## Remove models, databases and logs under var/ (keeps the venvs)

@@ -3,7 +3,10 @@
 - `action_handoff` opens (or reuses) the ticket, stores the handoff with its packet, tells the
   customer their place in the queue and when to expect an answer, and pauses the bot
   (`ConversationPaused`): from then on the agent desk owns the conversation.
-- `action_rate_service` stores the 1-5 score the customer gives after an agent resolved it.
+- `action_rate_service` stores the 1-5 score the customer gives after an agent resolved it
+  (or after the scheduled satisfaction question, whose notice sets `rating_ticket`); a score
+  at or below the policy's unhappy score opens a supervisor follow-up (`CaseWork.rate`),
+  whose own notice tells the customer when they will be contacted.
 - `action_session_start` carries slots over and marks VIP customers (slot `customer_vip`),
   which the handoff trigger policy reads.
 """
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from contextlib import suppress
 from functools import lru_cache
@@ -39,6 +43,8 @@ from actions.service_plan import (
     ticket_store,
     utc_now,
 )
+from actions.tickets import case_work
+from bot.casework import CaseError
 from bot.core.db import Handoff, MessageKind, Ticket, TicketStatus
 from bot.customers import LinkError
 from bot.handoff.packet import (
@@ -53,6 +59,8 @@ from bot.handoff.packet import (
 from bot.handoff.policy import HandoffReason
 from bot.handoff.store import HandoffStore, NewMessage
 from bot.service.sla import format_due
+
+logger = logging.getLogger(__name__)
 
 REASON_SLOT = "handoff_reason"
 TICKET_SLOT = "handoff_ticket"
@@ -334,9 +342,16 @@ class ActionRateService(Action):
         if score is None:
             dispatcher.utter_message(response="utter_ask_rating_again")
             return []
-        await asyncio.to_thread(lambda: ticket_store().rate(number, score))
+        try:
+            await asyncio.to_thread(case_work().rate, number, score)
+        except CaseError as error:  # e.g. reopened meanwhile: thank, record nothing
+            logger.warning("Rating %s/5 of %s not stored: %s", score, number, error)
+            dispatcher.utter_message(response="utter_rating_thanks", score=score)
+            return [SlotSet(RATING_SLOT, None)]
+        unhappy = score <= service_policy().service_loop.unhappy_score
+        # An unhappy score's follow-up notice promises the supervisor's call: say sorry only.
         dispatcher.utter_message(
-            response="utter_rating_thanks" if score >= 3 else "utter_rating_sorry", score=score
+            response="utter_rating_sorry" if unhappy else "utter_rating_thanks", score=score
         )
         return [SlotSet(RATING_SLOT, None)]
 

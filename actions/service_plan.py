@@ -70,14 +70,6 @@ CHANNEL_LABELS = {
     "telegram": ("Telegram", "Telegram"),
     "phone": ("电话", "phone"),
 }
-STATUS_LABELS = {
-    "open": ("已受理，等待处理", "received, waiting to be handled"),
-    "pending_agent": ("等待人工客服接手", "waiting for an agent"),
-    "in_progress": ("处理中", "in progress"),
-    "waiting_customer": ("等待您的回复", "waiting for your reply"),
-    "resolved": ("已解决", "resolved"),
-    "closed": ("已关闭", "closed"),
-}
 
 
 def label(labels: dict[str, tuple[str, str]], key: str | None, language: str) -> str:

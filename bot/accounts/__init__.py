@@ -3,11 +3,14 @@
 from bot.accounts.agents import (
     DEMO_AGENT_USERNAME,
     DEMO_EDITOR_USERNAME,
+    DEMO_SUPERVISOR_USERNAME,
     AccountError,
     AgentStore,
     LoginOutcome,
     seed_demo_agent,
     seed_demo_editor,
+    seed_demo_supervisor,
+    validate_email,
     validate_password,
     validate_username,
 )
@@ -16,6 +19,7 @@ from bot.accounts.sessions import SessionStore, hash_token
 __all__ = [
     "DEMO_AGENT_USERNAME",
     "DEMO_EDITOR_USERNAME",
+    "DEMO_SUPERVISOR_USERNAME",
     "AccountError",
     "AgentStore",
     "LoginOutcome",
@@ -23,6 +27,8 @@ __all__ = [
     "hash_token",
     "seed_demo_agent",
     "seed_demo_editor",
+    "seed_demo_supervisor",
+    "validate_email",
     "validate_password",
     "validate_username",
 ]

@@ -34,6 +34,11 @@ DEMO_AGENT_USERNAME = "demo-agent"
 DEMO_AGENT_DISPLAY_NAME = "演示客服 Demo Agent"
 DEMO_EDITOR_USERNAME = "demo-editor"
 DEMO_EDITOR_DISPLAY_NAME = "演示知识编辑 Demo Editor"
+DEMO_SUPERVISOR_USERNAME = "supervisor"
+DEMO_SUPERVISOR_DISPLAY_NAME = "演示主管 Demo Supervisor"
+EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s]{1,188}\.[^@\s.]{2,}")
+LEAD_ROLES = (AgentRole.supervisor, AgentRole.admin)
+"""Who may be another account's team lead (`Agent.supervisor_id`)."""
 CLIENT_FAILURE_FACTOR = 4
 """Failures from one client address (any usernames) allowed: this many times the per-user limit."""
 
@@ -56,6 +61,14 @@ def validate_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
     return password
+
+
+def validate_email(email: str) -> str:
+    """Returns `email` (trimmed, lower-cased) if it looks like an address; "" stays "" (none)."""
+    email = email.strip().lower()
+    if email and (len(email) > 254 or not EMAIL_PATTERN.fullmatch(email)):
+        raise AccountError(f"Email {email!r} is not an email address.")
+    return email
 
 
 def _now() -> datetime:
@@ -101,11 +114,22 @@ class AgentStore:
         )
 
     def create(
-        self, username: str, display_name: str, role: AgentRole | str, password: str
+        self,
+        username: str,
+        display_name: str,
+        role: AgentRole | str,
+        password: str,
+        email: str = "",
+        supervisor: str = "",
     ) -> Agent:
-        """Creates an active account; `AccountError` for bad input or a taken username."""
+        """Creates an active account; `AccountError` for bad input or a taken username.
+
+        `email` is where SLA alerts and follow-up tasks go (supervisors); "" for none.
+        `supervisor` names the account's team lead (a supervisor or admin); "" for none.
+        """
         validate_username(username)
         validate_password(password)
+        email = validate_email(email)
         display_name = display_name.strip()
         if not display_name or len(display_name) > 80:
             raise AccountError("The display name must have 1-80 characters.")
@@ -121,9 +145,12 @@ class AgentStore:
             password_hash=self._hasher.hash(password),
             active=True,
             created_at=_now(),
+            email=email or None,
         )
         try:
             with self._sessions() as session, session.begin():
+                if supervisor:
+                    agent.supervisor_id = self._lead(session, supervisor).id
                 session.add(agent)
         except IntegrityError as error:
             raise AccountError(f"Username {username!r} is taken.") from error
@@ -147,6 +174,36 @@ class AgentStore:
             if not active:
                 session.execute(delete(DeskSession).where(DeskSession.agent_id == agent.id))
         return agent
+
+    def set_email(self, username: str, email: str) -> Agent:
+        """Sets (or with "" clears) where an account's alerts and tasks are emailed."""
+        email = validate_email(email)
+        with self._sessions() as session, session.begin():
+            agent = self._existing(session, username)
+            agent.email = email or None
+        return agent
+
+    def set_supervisor(self, username: str, supervisor: str) -> Agent:
+        """Makes `supervisor` (a supervisor or admin) `username`'s team lead; "" clears it.
+
+        The team lead becomes the supervisor of tickets assigned to the account.
+        """
+        with self._sessions() as session, session.begin():
+            agent = self._existing(session, username)
+            if not supervisor:
+                agent.supervisor_id = None
+                return agent
+            lead = self._lead(session, supervisor)
+            if lead.id == agent.id:
+                raise AccountError("An account cannot be its own supervisor.")
+            agent.supervisor_id = lead.id
+        return agent
+
+    def supervisor_of(self, username: str) -> Agent | None:
+        """The team lead of `username`, if it has one."""
+        with self._sessions() as session:
+            agent = self._existing(session, username)
+            return session.get(Agent, agent.supervisor_id) if agent.supervisor_id else None
 
     def set_password(self, username: str, password: str, keep_session: str = "") -> Agent:
         """Replaces an account's password and ends its sessions.
@@ -298,6 +355,17 @@ class AgentStore:
         with contextlib.suppress(VerificationError):
             self._hasher.verify(self._dummy_hash, password)
 
+    @classmethod
+    def _lead(cls, session: Session, username: str) -> Agent:
+        """The account `username` if it may lead a team; `AccountError` otherwise."""
+        lead = cls._existing(session, username)
+        if lead.role not in LEAD_ROLES:
+            raise AccountError(
+                f"{username!r} has the role {lead.role.value}: only a supervisor or admin "
+                "can lead a team."
+            )
+        return lead
+
     @staticmethod
     def _existing(session: Session, username: str) -> Agent:
         agent = session.scalar(select(Agent).where(Agent.username == username))
@@ -330,6 +398,22 @@ def seed_demo_agent(
         store.set_password(username, password)
     if not agent.active:
         store.set_active(username, True)
+    return username
+
+
+def seed_demo_supervisor(engine: Engine, settings: Settings) -> str:
+    """`seed_demo_agent` for `supervisor`, a team lead, made `demo-agent`'s supervisor.
+
+    `demo-agent` is seeded too if missing. Returns the supervisor's username.
+    """
+    username = seed_demo_agent(
+        engine,
+        settings,
+        DEMO_SUPERVISOR_USERNAME,
+        DEMO_SUPERVISOR_DISPLAY_NAME,
+        AgentRole.supervisor,
+    )
+    AgentStore(engine).set_supervisor(seed_demo_agent(engine, settings), username)
     return username
 
 

@@ -124,6 +124,25 @@ def bench_channels(
     click.echo(f"Wrote {report.path}")
 
 
+@bench.command("followups")
+@click.option("--tickets", default=100_000, show_default=True, help="Open tickets to seed.")
+@click.option(
+    "--postgres-url",
+    envvar="KEFU_BENCH_POSTGRES_URL",
+    default="",
+    help="Also measure on this (empty) PostgreSQL database  [env KEFU_BENCH_POSTGRES_URL]",
+)
+@click.option("--per-hour", default=6.0, show_default=True, help="Simulated tickets per hour.")
+@click.option("--agents", default=2, show_default=True, help="Simulated agents.")
+def bench_followups(tickets: int, postgres_url: str, per_hour: float, agents: int) -> None:
+    """The scheduler's due scan over open tickets, a full pass, delivery; an SLA simulation."""
+    from bot.bench.followups import run_followups_benchmark
+
+    report = run_followups_benchmark(get_settings(), tickets, postgres_url, per_hour, agents)
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+
+
 @bench.command("kb")
 @click.option(
     "--datasets",

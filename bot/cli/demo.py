@@ -14,8 +14,8 @@ from bot.core.settings import get_settings
 
 @click.command("demo")
 def demo() -> None:
-    """Migrate, seed, train if needed, then run Rasa, actions and the web chat until Ctrl-C."""
-    from bot.accounts import seed_demo_agent, seed_demo_editor
+    """Migrate, seed, train if needed, then run bot, desk and scheduler until Ctrl-C."""
+    from bot.accounts import seed_demo_agent, seed_demo_editor, seed_demo_supervisor
     from bot.core.db import make_engine, upgrade
     from bot.core.processes import ServiceError, ServiceGroup, kefu_services
     from bot.core.training import ensure_model
@@ -26,8 +26,11 @@ def demo() -> None:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     seed_demo_orders(engine)
-    desk_login = editor_login = ""
+    desk_login = editor_login = supervisor_login = ""
     if settings.demo_agent_password:
+        supervisor_login = (
+            f"  (login {seed_demo_supervisor(engine, settings)} / {settings.demo_agent_password})"
+        )
         desk_login = (
             f"  (login {seed_demo_agent(engine, settings)} / {settings.demo_agent_password})"
         )
@@ -43,18 +46,22 @@ def demo() -> None:
     # Ctrl-C and SIGTERM both stop every child, even when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    click.echo("Starting Rasa, the action server and the web chat...")
+    click.echo("Starting Rasa, the action server, the web chat and the follow-up scheduler...")
     try:
         group.start()
         click.echo(
             "\nKefu is running:\n"
             f"  Web chat        {settings.web_url}\n"
             f"  Agent desk      http://{settings.host}:{settings.web_port}/desk{desk_login}\n"
+            f"  Tickets         http://{settings.host}:{settings.web_port}/desk/tickets"
+            f"{supervisor_login}\n"
             f"  Review queue    http://{settings.host}:{settings.web_port}/desk/review"
             f"{editor_login}\n"
             f"  Rasa REST       {settings.rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API   {settings.rasa_url} (token: KEFU_RASA_TOKEN)\n"
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"
+            "  Follow-ups      scheduler running (progress notices, results, satisfaction,\n"
+            "                  SLA alerts); see them with: kefu followups list\n"
             f"  Logs            {settings.var_dir / 'logs'}"
         )
         for name, enabled, detail in channel_status(settings):

@@ -69,7 +69,18 @@ def customers() -> None:
 @click.argument("customer_id")
 @click.option("--off", is_flag=True, help="Remove the VIP mark.")
 @click.option("--channel", default="unknown", show_default=True, help="Channel of a new customer.")
-def vip_command(customer_id: str, off: bool, channel: str) -> None:
-    """Mark CUSTOMER_ID (their conversation id) as VIP, or unmark it with --off."""
-    customer = _store().set_vip(customer_id, not off, channel)
-    click.echo(f"{customer.id}: {'VIP' if customer.vip else 'not VIP'}")
+@click.option("--advisor", default="", help="Username of the VIP's dedicated advisor.")
+def vip_command(customer_id: str, off: bool, channel: str, advisor: str) -> None:
+    """Mark CUSTOMER_ID (their conversation id) as VIP, or unmark it with --off.
+
+    A VIP hears from their advisor every month (the policy's `vip_checkin_every_days`).
+    """
+    store = _store()
+    agent = store.agent(advisor) if advisor else None
+    if advisor and (agent is None or not agent.active or agent.role.value == "editor"):
+        raise click.ClickException(f"No active agent {advisor!r} to be the advisor.")
+    customer = store.set_vip(customer_id, not off, channel, agent)
+    text = "VIP" if customer.vip else "not VIP"
+    if customer.vip and agent is not None:
+        text += f", advisor {agent.username}"
+    click.echo(f"{customer.id}: {text}")

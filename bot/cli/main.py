@@ -12,6 +12,7 @@ from bot.cli.db import db
 from bot.cli.demo import demo
 from bot.cli.editor import EDITOR_COMMANDS, evaluate_command
 from bot.cli.evaluation import evaluation
+from bot.cli.followups import followups
 from bot.cli.handoffs import customers, handoffs
 from bot.cli.kb import eval_command as kb_eval_command
 from bot.cli.kb import kb
@@ -35,6 +36,7 @@ for command in (
     db,
     kb,
     tickets,
+    followups,
     agents,
     handoffs,
     customers,

@@ -1,13 +1,17 @@
-"""The `kefu tickets` commands: the queue, one ticket with its history, status changes."""
+"""The `kefu tickets` commands: the queue, one ticket and its history, status, SLA report."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from bot.core.db import TicketStatus, make_engine
 from bot.core.settings import get_settings
+from bot.service.sla_report import overdue_rates
 from bot.service.tickets import TicketError, TicketStore
 
 STATUSES = [status.value for status in TicketStatus]
@@ -15,6 +19,10 @@ STATUSES = [status.value for status in TicketStatus]
 
 def _store() -> TicketStore:
     return TicketStore(make_engine(get_settings().database_url))
+
+
+def _engine() -> Engine:
+    return make_engine(get_settings().database_url)
 
 
 def _when(moment: datetime) -> str:
@@ -82,7 +90,8 @@ def show_command(number: str) -> None:
         change = (
             f"{event.from_status.value if event.from_status else '-'} -> {event.to_status.value}"
         )
-        click.echo(f"  {_when(event.at)}  {change}  by {event.actor}  {event.note or ''}")
+        kind = "" if event.kind.value == "status" else f"[{event.kind.value}] "
+        click.echo(f"  {_when(event.at)}  {change}  by {event.actor}  {kind}{event.note or ''}")
 
 
 @tickets.command("set-status")
@@ -97,3 +106,41 @@ def set_status_command(number: str, status: str, actor: str, note: str | None) -
     except TicketError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{ticket.number}: {ticket.status.value}")
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+@tickets.command("sla-report")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def sla_report_command(days: int, as_json: bool) -> None:
+    """Overdue rates per tier and complaint grade of the tickets created in the last --days."""
+    now = datetime.now(UTC)
+    report = overdue_rates(_engine(), now - timedelta(days=days), now, now)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Tickets created {report['since'][:16]} .. {report['until'][:16]} (UTC)")
+    click.echo(f"{'':<20}{'tickets':>8}{'response late':>16}{'resolution late':>18}")
+    buckets: list[tuple[str, dict[str, Any]]] = [
+        *((f"tier {name}", row) for name, row in report["tiers"].items()),
+        *((f"grade {name}", row) for name, row in report["grades"].items()),
+        ("all", report["total"]),
+    ]
+    for name, row in buckets:
+        click.echo(
+            f"{name:<20}{row['tickets']:>8}"
+            f"{row['response_overdue']:>6} {_percent(row['response_overdue_rate']):>9}"
+            f"{row['resolution_overdue']:>8} {_percent(row['resolution_overdue_rate']):>9}"
+        )
+    csat, second = report["csat"], report["second_followup"]
+    click.echo(
+        f"Satisfaction visits: {csat['asked']}/{csat['resolved']} resolved tickets asked "
+        f"({_percent(csat['coverage'])}), {csat['rated']} rated"
+    )
+    click.echo(
+        f"Second follow-ups: {second['solved']}/{second['done']} done solved "
+        f"({_percent(second['solved_rate'])}), {second['tasks']} opened"
+    )

@@ -1,4 +1,4 @@
-"""Starts, watches and stops Kefu's three servers: Rasa, the action server, the web service."""
+"""Starts, watches and stops Kefu's servers: Rasa, actions, web and the follow-up scheduler."""
 
 from __future__ import annotations
 
@@ -23,17 +23,22 @@ class ServiceError(RuntimeError):
 
 @dataclass
 class Service:
-    """One server process: how to start it and how to tell it is ready."""
+    """One server process: how to start it and how to tell it is ready.
+
+    A service without a `health_url` (a worker that serves no HTTP) is ready while it runs.
+    """
 
     name: str
     command: list[str]
-    health_url: str
+    health_url: str | None
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
     def is_healthy(self) -> bool:
-        """True when the health URL answers 200."""
+        """True when the health URL answers 200 (no URL: while the process runs)."""
+        if self.health_url is None:
+            return self.process is not None and self.process.poll() is None
         try:
             with urllib.request.urlopen(self.health_url, timeout=2) as response:  # noqa: S310 (http only)
                 return bool(response.status == 200)
@@ -42,7 +47,7 @@ class Service:
 
 
 def kefu_services(settings: Settings, model: Path) -> list[Service]:
-    """The action server, Rasa (API on, token required) and the web service.
+    """The action server, Rasa (API on, token required), the web service and the scheduler.
 
     Secrets reach the servers by environment, never by command line (which `ps` shows) or
     by a URL that a log could record: Rasa runs through `rasa_addons.launch`, which reads
@@ -97,6 +102,12 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
                 str(settings.web_port),
             ],
             f"http://{settings.host}:{settings.web_port}/healthz",
+            pythonpath,
+        ),
+        Service(
+            "followups",
+            [python, "-m", "bot.cli.main", "followups", "serve"],
+            None,
             pythonpath,
         ),
     ]

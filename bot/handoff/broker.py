@@ -3,6 +3,9 @@
 Rasa publishes every tracker event as `{"sender_id": ..., **event}`. `HandoffConsumer`
 turns the events of conversations with an open handoff into desk messages and stores them
 with its read position in one transaction, so a restart neither loses nor repeats one.
+A customer's message to a handoff still waiting in the queue also goes on the ticket and
+is acknowledged once, or answered with the ticket's status when it asks about progress
+(`HandoffStore.store_batch`); the batch carries the ids of those notices for delivery.
 The source of events is pluggable (`EventSource`): `SqlEventSource` reads the SQL broker
 (SQLite or PostgreSQL, Kefu's default); a Kafka or RabbitMQ source yields the same
 `BrokerEvent`s and the consumer stays as it is.
@@ -89,11 +92,12 @@ class SqlEventSource:
 
 @dataclass
 class ConsumedBatch:
-    """What one read changed: stored messages and handoffs to show anew."""
+    """What one read changed: stored messages, handoffs to show anew, notices to deliver."""
 
     messages: list[HandoffMessage] = field(default_factory=list)
     handoffs: list[int] = field(default_factory=list)
     events: int = 0
+    notice_ids: list[int] = field(default_factory=list)
 
 
 def _timestamp(data: dict[str, Any]) -> datetime:
@@ -105,6 +109,13 @@ def _timestamp(data: dict[str, Any]) -> datetime:
 
 def _is_desk_message(data: dict[str, Any]) -> bool:
     return bool((data.get("metadata") or {}).get("kefu"))
+
+
+def _intent(data: dict[str, Any]) -> str | None:
+    """The intent Rasa's NLU gave a `user` event, if any."""
+    intent = (data.get("parse_data") or {}).get("intent") or {}
+    name = intent.get("name") if isinstance(intent, dict) else None
+    return str(name) if name else None
 
 
 class HandoffConsumer:
@@ -155,6 +166,7 @@ class HandoffConsumer:
                             str(event.data["text"]),
                             at,
                             source_key=f"event:{event.position}",
+                            intent=_intent(event.data),
                         ),
                     )
                 )
@@ -172,8 +184,8 @@ class HandoffConsumer:
                 )
         stored = self.store.store_batch(self.consumer, events[-1].position, pending)
         self._position = events[-1].position
-        changed = list(dict.fromkeys([*announce, *(m.handoff_id for m in stored)]))
-        return ConsumedBatch(stored, changed, len(events))
+        changed = list(dict.fromkeys([*announce, *(m.handoff_id for m in stored.messages)]))
+        return ConsumedBatch(stored.messages, changed, len(events), stored.notice_ids)
 
     async def run(
         self,
@@ -188,7 +200,7 @@ class HandoffConsumer:
                 logger.exception("Reading the event broker failed; retrying")
                 batch = ConsumedBatch()
                 await asyncio.sleep(1.0)
-            if batch.messages or batch.handoffs:
+            if batch.messages or batch.handoffs or batch.notice_ids:
                 await on_batch(batch)
             if batch.events < BATCH_SIZE:
                 with contextlib.suppress(TimeoutError):

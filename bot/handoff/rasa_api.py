@@ -70,6 +70,29 @@ class RasaClient:
                 f"Rasa refused the events ({response.status_code}): {response.text[:200]}"
             )
 
+    async def tracker(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation's tracker with all its events (`include_events=ALL`).
+
+        Raises `RasaApiError` when Rasa refuses or does not answer.
+        """
+        path = f"/conversations/{quote(conversation_id, safe=':@')}/tracker"
+        params = {"token": self._token, "include_events": "ALL"}
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise RasaApiError(f"Rasa did not answer: {error}") from error
+        if response.status_code >= 400:
+            raise RasaApiError(
+                f"Rasa refused the tracker request ({response.status_code}): {response.text[:200]}"
+            )
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise RasaApiError(f"Rasa sent a tracker that is not JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise RasaApiError("Rasa sent a tracker that is not a JSON object.")
+        return body
+
     async def close(self) -> None:
         """Closes the HTTP connections."""
         await self._client.aclose()

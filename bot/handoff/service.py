@@ -8,6 +8,12 @@ Who may see what (`may_see`): admins every handoff; agents the queued ones and t
 assigned to them (an ended one stays theirs); editors none. A handoff the agent may not see
 is reported as not found, so its existence does not leak; notes, replies and endings need
 the conversation to be the agent's own (or an admin's) and still open.
+
+Claiming and replying are the ticket's first response (`TicketStore.mark_responded`). The
+rating question a resolve asks is recorded as the ticket's sent satisfaction notice. Notices
+the broker consumer enqueues for waiting customers (acknowledgement, status answers) are
+handed to `deliver`, the web app's outbox delivery (`bot.followups`); without it they wait
+for the scheduler.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -38,6 +45,8 @@ from bot.handoff.rasa_api import (
 from bot.handoff.store import HandoffError, HandoffNotFound, HandoffStore, NewMessage
 from bot.handoff.views import handoff_view, message_view
 from bot.knowledge.index import knowledge_settings
+from bot.service.notices import rating_buttons
+from bot.service.tickets import TicketError
 from knowledge_index import KnowledgeBase, KnowledgeIndexError
 
 logger = logging.getLogger(__name__)
@@ -50,23 +59,6 @@ ASSIST_SUGGESTIONS = 3
 
 def _text(language: str, zh: str, en: str) -> str:
     return en if language == "en" else zh
-
-
-def rating_buttons(language: str) -> list[dict[str, str]]:
-    """Five buttons, 5 (very satisfied) first; their payloads carry the score."""
-    titles_zh = {5: "5 非常满意", 4: "4 满意", 3: "3 一般", 2: "2 不满意", 1: "1 非常不满意"}
-    titles_en = {
-        5: "5 very satisfied",
-        4: "4 satisfied",
-        3: "3 okay",
-        2: "2 unsatisfied",
-        1: "1 very unsatisfied",
-    }
-    titles = titles_en if language == "en" else titles_zh
-    return [
-        {"title": titles[score], "payload": f'/rate_service{{"score": {score}}}'}
-        for score in (5, 4, 3, 2, 1)
-    ]
 
 
 def may_see(handoff: Handoff, agent: Agent) -> bool:
@@ -95,6 +87,8 @@ class DeskService:
     store: HandoffStore
     rasa: RasaClient
     hub: DeskHub
+    deliver: Callable[[list[int]], Awaitable[None]] | None = field(default=None)
+    """Delivers outbox notices now (the web app wires `Deliverer.deliver_ids`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> DeskService:
@@ -214,6 +208,7 @@ class DeskService:
     async def claim(self, handoff_id: int, agent: Agent) -> dict[str, Any]:
         """The agent takes the conversation; the customer hears who joined."""
         handoff = await asyncio.to_thread(self.store.claim, handoff_id, agent)
+        await self._responded(handoff, agent)
         await self._system(handoff, f"{agent.display_name} 接入了对话 · joined")
         await self._tell_customer(
             handoff,
@@ -263,6 +258,7 @@ class DeskService:
         except RasaApiError:
             await asyncio.to_thread(self.store.delete_message, message.id)
             raise
+        await self._responded(handoff, agent)
         view = message_view(message)
         await self.hub.broadcast({"type": "message", "handoff_id": handoff.id, "message": view})
         return view
@@ -289,18 +285,18 @@ class DeskService:
             "本次服务已完成，感谢您的耐心。请为本次服务打分（1-5 分，5 分最满意）：",
             "We're done here, thank you for your patience. How satisfied are you (1-5, 5 is best)?",
         )
+        buttons = rating_buttons(handoff.language)
         await self.rasa.append(
             handoff.conversation_id,
             [
                 RESUME_EVENT,
                 slot_event(RATING_SLOT, handoff.ticket.number),
-                bot_event(
-                    question, self._metadata(handoff, agent), rating_buttons(handoff.language)
-                ),
+                bot_event(question, self._metadata(handoff, agent), buttons),
                 LISTEN_EVENT,
             ],
         )
         ended = await asyncio.to_thread(self.store.end, handoff.id, HandoffStatus.resolved, agent)
+        await asyncio.to_thread(self.store.record_rating_question, ended.id, question, buttons)
         await self._system(
             ended, f"{agent.display_name} 已解决，已请客户评分 · resolved, rating asked"
         )
@@ -338,6 +334,16 @@ class DeskService:
         for handoff_id in batch.handoffs:
             with contextlib.suppress(HandoffNotFound):
                 await self._announce(handoff_id)
+        await self.deliver_notices(batch.notice_ids)
+
+    async def deliver_notices(self, notice_ids: list[int]) -> None:
+        """Hands notices to `deliver`; a failure leaves them pending for the scheduler."""
+        if not notice_ids or self.deliver is None:
+            return
+        try:
+            await self.deliver(list(notice_ids))
+        except Exception:  # delivery is retried by the scheduler: never stop the consumer
+            logger.exception("Delivering notices %s failed; the scheduler retries", notice_ids)
 
     async def run_consumer(self, source: EventSource, stop: asyncio.Event) -> None:
         """Feeds the consoles from the event broker's `source` until `stop` is set."""
@@ -363,6 +369,18 @@ class DeskService:
                 "message_id": message_id,
             }
         }
+
+    async def _responded(self, handoff: Handoff, agent: Agent) -> None:
+        """The agent's claim or reply is the ticket's first response (if none came before)."""
+        try:
+            await asyncio.to_thread(
+                self.store.tickets.mark_responded,
+                handoff.ticket.number,
+                datetime.now(UTC),
+                agent.username,
+            )
+        except TicketError:
+            logger.warning("Could not mark ticket of handoff %s as answered", handoff.id)
 
     async def _tell_customer(self, handoff: Handoff, text: str, agent: Agent) -> None:
         """Sends a notice to the customer; a Rasa failure is logged, not fatal."""

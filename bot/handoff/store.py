@@ -3,6 +3,13 @@
 Blocking SQLAlchemy: async callers use threads (`asyncio.to_thread`). A conversation has at
 most one open (queued or active) handoff. Ticket status changes go through
 `bot.service.tickets.TicketStore`, so the ticket's history records who did what.
+
+A customer waiting for an agent (the handoff is still queued) is never met with silence: each
+message they write goes on the ticket's history too, the first one is acknowledged once
+(notice `ack:<handoff id>`), and a question about the ticket's progress is answered every
+time (notice `status:<broker position>`). The notices are written in the transaction that
+stores the message and the broker offset, so a batch read twice answers nothing twice;
+delivering them is the outbox's job (`bot.followups`).
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ from bot.core.db import (
     HandoffStatus,
     KbQuery,
     MessageKind,
+    NoticeStatus,
     Order,
+    TicketEventKind,
     TicketStatus,
     session_factory,
 )
+from bot.service import notices
+from bot.service.outbox import CUSTOMER, NewNotice, enqueue
 from bot.service.tickets import InvalidTransition, TicketStore
 
 MAX_TEXT = 2000
@@ -60,6 +71,20 @@ class NewMessage:
     created_at: datetime
     author: str | None = None
     source_key: str | None = None
+    intent: str | None = None
+    """What the NLU made of a customer's message (a progress question is answered)."""
+
+
+STATUS_INTENTS = frozenset({"ask_ticket_progress"})
+"""Intents of a waiting customer's message that get the ticket's status as the answer."""
+
+
+@dataclass
+class StoredBatch:
+    """What `HandoffStore.store_batch` stored: new messages and the notices they owe."""
+
+    messages: list[HandoffMessage]
+    notice_ids: list[int]
 
 
 class HandoffStore:
@@ -218,11 +243,13 @@ class HandoffStore:
         consumer: str,
         position: str,
         messages: Sequence[tuple[int, NewMessage]],
-    ) -> list[HandoffMessage]:
+    ) -> StoredBatch:
         """Stores messages read from the event broker and the consumer's new position, atomically.
 
         Messages whose `source_key` is already stored are skipped (a batch read twice after a
-        crash stores nothing twice). Returns the newly stored messages.
+        crash stores nothing twice). A customer's message to a queued handoff also goes on the
+        ticket's history and may owe an acknowledgement or a status answer (`_answer_waiting`).
+        Returns the newly stored messages and the ids of the notices to deliver.
         """
         with self._sessions.begin() as session:
             keys = [m.source_key for _, m in messages if m.source_key]
@@ -232,11 +259,17 @@ class HandoffStore:
                 )
             )
             stored = []
+            notice_ids: list[int] = []
             for handoff_id, message in messages:
                 if message.source_key in known:
                     continue
                 known.add(message.source_key)
-                stored.append(self._add(session, handoff_id, message, message.source_key))
+                row = self._add(session, handoff_id, message, message.source_key)
+                stored.append(row)
+                if row is not None and message.kind == MessageKind.customer:
+                    answers = self._answer_waiting(session, handoff_id, message)
+                    stored.extend(answer for answer, _ in answers)
+                    notice_ids.extend(notice_id for _, notice_id in answers)
             offset = session.get(BrokerOffset, consumer)
             if offset is None:
                 session.add(BrokerOffset(consumer=consumer, position=position, updated_at=_now()))
@@ -247,7 +280,107 @@ class HandoffStore:
             result = [m for m in stored if m is not None]
             for row in result:
                 session.refresh(row)
-            return result
+            return StoredBatch(result, notice_ids)
+
+    def _answer_waiting(
+        self, session: Session, handoff_id: int, message: NewMessage
+    ) -> list[tuple[HandoffMessage | None, int]]:
+        """A queued handoff's customer message: ticket history, and the notice it is owed.
+
+        Returns the notices enqueued (at most one), each with the desk message that shows the
+        agent what the customer was told.
+        """
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None or handoff.status != HandoffStatus.queued:
+            return []
+        ticket = handoff.ticket
+        now = _now()
+        self.tickets.add_event(
+            session,
+            ticket,
+            kind=TicketEventKind.customer,
+            actor="customer",
+            at=message.created_at,
+            note=message.text[:MAX_TEXT],
+            visible_to_customer=True,
+        )
+        ticket.updated_at = now
+        policy = self.tickets.policy
+        if message.intent in STATUS_INTENTS:
+            key = f"status:{(message.source_key or '').removeprefix('event:') or now.timestamp()}"
+            kind = notices.TICKET_STATUS
+            text = notices.status_line(
+                policy,
+                number=ticket.number,
+                status=ticket.status,
+                due_at=ticket.due_at,
+                summary=ticket.summary,
+                language=handoff.language,
+            )
+        else:
+            key, kind = f"ack:{handoff.id}", notices.ACKNOWLEDGEMENT
+            text = notices.acknowledgement(
+                policy, number=ticket.number, due_at=ticket.due_at, language=handoff.language
+            )
+        notice = enqueue(
+            session,
+            NewNotice(
+                key=key,
+                kind=kind,
+                audience=CUSTOMER,
+                text=text,
+                due_at=now,
+                language=handoff.language,
+                ticket_id=ticket.id,
+                conversation_id=handoff.conversation_id,
+                channel=handoff.channel,
+                urgent=True,  # it answers a message just sent: quiet hours do not apply
+            ),
+            now,
+        )
+        if notice is None:
+            return []  # acknowledged before
+        session.flush()
+        shown = self._add(
+            session, handoff.id, NewMessage(MessageKind.bot, text, now), f"notice:{notice.id}"
+        )
+        return [(shown, notice.id)]
+
+    def record_rating_question(
+        self, handoff_id: int, text: str, buttons: list[dict[str, str]]
+    ) -> int | None:
+        """Records the desk's own rating question as the ticket's sent satisfaction notice.
+
+        Resolving a handoff asks the rating in the conversation itself; the outbox row
+        (`csat:<ticket id>:<reopen round>`, status sent, via rasa) tells the scheduler that
+        the question was asked, so it neither asks again nor counts it missing. Returns the
+        notice id, or None when that round's question was recorded before.
+        """
+        now = _now()
+        with self._sessions.begin() as session:
+            handoff = self._get(session, handoff_id)
+            ticket = handoff.ticket
+            notice = enqueue(
+                session,
+                NewNotice(
+                    key=f"csat:{ticket.id}:{ticket.reopen_count or 0}",
+                    kind=notices.CSAT,
+                    audience=CUSTOMER,
+                    text=text,
+                    due_at=now,
+                    language=handoff.language,
+                    ticket_id=ticket.id,
+                    conversation_id=handoff.conversation_id,
+                    channel=handoff.channel,
+                    buttons=buttons,
+                    slots={"rating_ticket": ticket.number},
+                    status=NoticeStatus.sent,
+                    via="rasa",
+                ),
+                now,
+            )
+            session.flush()
+            return notice.id if notice is not None else None
 
     def offset(self, consumer: str) -> str | None:
         """How far `consumer` has read the event broker, or None before its first batch."""
@@ -401,8 +534,18 @@ class HandoffStore:
             session.refresh(customer)
             return customer
 
-    def set_vip(self, customer_id: str, vip: bool, channel: str = "unknown") -> Customer:
-        """Marks (or unmarks) a customer as VIP, creating the customer if needed."""
+    def set_vip(
+        self,
+        customer_id: str,
+        vip: bool,
+        channel: str = "unknown",
+        advisor: Agent | None = None,
+    ) -> Customer:
+        """Marks (or unmarks) a customer as VIP, creating the customer if needed.
+
+        `advisor` is the VIP's dedicated advisor (kept when None); unmarking drops the
+        advisor and the monthly check-in.
+        """
         with self._sessions.begin() as session:
             customer = session.get(Customer, customer_id)
             if customer is None:
@@ -412,6 +555,10 @@ class HandoffStore:
                 )
                 session.add(customer)
             customer.vip = vip
+            if advisor is not None:
+                customer.advisor_id = advisor.id
+            if not vip:
+                customer.advisor_id = customer.next_checkin_at = None
             session.flush()
             session.refresh(customer)
             return customer

@@ -11,6 +11,14 @@ Concurrent writers on one database are safe: a number (or a second ticket for on
 taken by another writer meanwhile violates a unique constraint, and the store tries again.
 Status changes are compare-and-set on the current status, so concurrent changes never write
 a history event whose `from_status` is stale.
+
+The SLA clock is kept here, on every path that changes a ticket (desk, handoff desk, CLI,
+actions): confirming fills the response and resolution due times, the first at-risk check
+and the first progress notice; a human agent's first move or update is the first response
+(`due_at` becomes the resolution due time); resolving or closing stops the clock and cancels
+pending progress notices; reopening starts a new resolution window. The session-level
+methods (`apply_transition`, `apply_response`, `apply_rating`, `add_event`) let callers such
+as `bot.casework` change a ticket and enqueue its notices in one transaction.
 """
 
 from __future__ import annotations
@@ -19,14 +27,27 @@ import random
 import re
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.core.db import ServiceRecord, Ticket, TicketEvent, TicketStatus, session_factory
+from bot.core.db import (
+    Agent,
+    Notice,
+    NoticeStatus,
+    ServiceRecord,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketStatus,
+    session_factory,
+)
+from bot.service import sla
+from bot.service.notices import PROGRESS_NOTICE
+from bot.service.policy import ServicePolicy, load_policy
 from bot.service.records import RecordDraft, completeness
 
 TICKET_NUMBER = re.compile(r"^TK\d{12}$")
@@ -52,6 +73,18 @@ FIRST_STATUSES = frozenset({_S.open, _S.pending_agent})
 
 RATEABLE_STATUSES = frozenset({_S.resolved, _S.closed})
 """Only finished tickets take a satisfaction score."""
+
+FINISHED_STATUSES = frozenset({_S.resolved, _S.closed})
+"""Tickets whose SLA clock and progress notices have stopped."""
+
+REOPENABLE_STATUSES = frozenset({_S.resolved, _S.closed})
+"""What `transition(..., reopen=True)` takes back to in_progress."""
+
+RESPONSE_STATUSES = frozenset({_S.in_progress, _S.waiting_customer, _S.resolved})
+"""A human agent moving a ticket here is the ticket's first response."""
+
+NON_HUMAN_ACTORS = frozenset({"bot", "customer", "system", "scheduler"})
+"""Actors (or `<actor>:…` prefixes) whose changes never count as an agent's response."""
 
 _ATTEMPTS = 20
 _LIMITS = {
@@ -118,6 +151,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def is_human_actor(actor: str) -> bool:
+    """Whether the actor is a person on the desk ('agent:li', 'li'), not the bot or customer."""
+    return actor.strip().lower().split(":", 1)[0] not in NON_HUMAN_ACTORS
+
+
 def _check_actor(actor: str) -> None:
     if not actor.strip() or len(actor) > 64:
         raise TicketError(
@@ -178,8 +216,16 @@ def _record_values(draft: RecordDraft, created_at: datetime) -> dict[str, Any]:
 class TicketStore:
     """Writes and reads service records, tickets and ticket history (blocking: use a thread)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, policy: ServicePolicy | None = None) -> None:
         self._sessions = session_factory(engine)
+        self._policy = policy
+
+    @property
+    def policy(self) -> ServicePolicy:
+        """The service policy the SLA clock follows (the shipped file unless one was given)."""
+        if self._policy is None:
+            self._policy = load_policy()
+        return self._policy
 
     # records
 
@@ -210,8 +256,10 @@ class TicketStore:
                 ticket.summary = summary_line(found)
                 ticket.urgency = found.urgency
                 ticket.complaint_grade = found.complaint_grade
-                if found.due_at is not None:
-                    ticket.due_at = found.due_at
+                if found.due_at is not None and ticket.first_responded_at is None:
+                    # Not answered yet: the corrected need's response window applies. After
+                    # the first response the clock is the resolution window: left alone.
+                    self._set_response_window(ticket, found.due_at)
                 ticket.updated_at = _now()
             return found.id
 
@@ -272,6 +320,16 @@ class TicketStore:
         sequence = int(last[len(prefix) :]) + 1 if last else 1
         if sequence > 9999:
             raise TicketError(f"The daily ticket sequence of {when:%Y-%m-%d} is exhausted (9999).")
+        loop = self.policy.service_loop
+        supervisor_id = (
+            session.scalar(
+                select(Agent.id).where(
+                    Agent.username == loop.default_supervisor, Agent.active.is_(True)
+                )
+            )
+            if loop.default_supervisor
+            else None
+        )
         ticket = Ticket(
             number=f"{prefix}{sequence:04d}",
             record_id=record.id,
@@ -287,7 +345,16 @@ class TicketStore:
             resolved_at=None,
             satisfaction=None,
             summary=summary_line(record),
+            first_responded_at=None,
+            sla_state="ok",
+            escalated_at=None,
+            assignee_id=None,
+            supervisor_id=supervisor_id,
+            last_progress_at=None,
+            next_progress_at=when + timedelta(days=loop.progress_every_days),
+            reopen_count=0,
         )
+        self._set_response_window(ticket, record.due_at)
         session.add(ticket)
         session.flush()
         session.add(
@@ -298,9 +365,32 @@ class TicketStore:
                 to_status=status,
                 actor=actor,
                 note=f"service record {record.id} confirmed",
+                kind=TicketEventKind.status,
             )
         )
         return ticket
+
+    def _set_response_window(self, ticket: Ticket, response_due: datetime) -> None:
+        """Response and resolution due times of a ticket no agent has answered yet."""
+        ticket.response_due_at = response_due
+        ticket.resolution_due_at = sla.resolution_due_at(
+            self.policy, ticket.urgency, ticket.complaint_grade, ticket.created_at, response_due
+        )
+        ticket.due_at = response_due
+        if ticket.status not in FINISHED_STATUSES and ticket.sla_state == "ok":
+            ticket.sla_check_at = sla.at_risk_moment(self.policy, ticket.created_at, response_due)
+
+    def resolution_due(self, ticket: Ticket) -> datetime:
+        """The ticket's resolution due time (computed for tickets older than the SLA clock)."""
+        if ticket.resolution_due_at is not None:
+            return ticket.resolution_due_at
+        return sla.resolution_due_at(
+            self.policy,
+            ticket.urgency,
+            ticket.complaint_grade,
+            ticket.created_at,
+            ticket.response_due_at or ticket.due_at,
+        )
 
     def transition(
         self,
@@ -310,51 +400,228 @@ class TicketStore:
         actor: str,
         note: str | None = None,
         at: datetime | None = None,
+        reopen: bool = False,
     ) -> Ticket:
         """Moves the ticket to status `to` and appends a history event; returns the ticket.
 
         Raises `TicketNotFound`, or `InvalidTransition` when `ALLOWED_TRANSITIONS` forbids it
-        (including a change to the same status). Sets `updated_at`; `resolved_at` is set on
-        `resolved` and cleared when a resolved ticket is reopened.
+        (including a change to the same status). `reopen=True` takes a resolved or closed
+        ticket back to in_progress (closed ones only this way). Keeps the SLA clock: see
+        `apply_transition`.
         """
         _check_actor(actor)
         for _ in range(_ATTEMPTS):
             when = _utc(at, "at") if at is not None else _now()
             with self._sessions.begin() as session:
                 ticket = self._ticket(session, number)
-                current = ticket.status
-                if to not in ALLOWED_TRANSITIONS[current]:
-                    raise InvalidTransition(ticket.number, current, to)
-                values: dict[str, Any] = {"status": to, "updated_at": when}
-                if to == TicketStatus.resolved:
-                    values["resolved_at"] = when
-                elif current == TicketStatus.resolved and to == TicketStatus.in_progress:
-                    values["resolved_at"] = None
-                result = cast(
-                    "CursorResult[Any]",
-                    session.execute(
-                        update(Ticket)
-                        .where(Ticket.id == ticket.id, Ticket.status == current)
-                        .values(values)
-                        .execution_options(synchronize_session=False)
-                    ),
+                event = self.apply_transition(
+                    session, ticket, to, actor=actor, at=when, note=note, reopen=reopen
                 )
-                if result.rowcount != 1:
+                if event is None:
                     continue  # changed by someone else meanwhile: check again
-                session.add(
-                    TicketEvent(
-                        ticket_id=ticket.id,
-                        at=when,
-                        from_status=current,
-                        to_status=to,
-                        actor=actor,
-                        note=note,
-                    )
-                )
-                session.flush()
-                session.refresh(ticket)
                 return ticket
         raise TicketError(f"Ticket {number} changed concurrently too often; try again.")
+
+    def apply_transition(
+        self,
+        session: Session,
+        ticket: Ticket,
+        to: TicketStatus,
+        *,
+        actor: str,
+        at: datetime,
+        note: str | None = None,
+        reopen: bool = False,
+    ) -> TicketEvent | None:
+        """`transition` inside the caller's transaction; None when the status changed meanwhile.
+
+        Compare-and-set on the ticket's current status. Bookkeeping: resolved sets
+        `resolved_at`, closed `closed_at`, and both stop the clock (`sla_check_at`,
+        `next_progress_at` None) and cancel pending progress notices; resolved or closed ->
+        in_progress is a reopen (`reopen_count` + 1, a new resolution window from `at`); a
+        human actor moving the ticket to in_progress, waiting_customer or resolved is its
+        first response (`apply_response`).
+        """
+        _check_actor(actor)
+        when = _utc(at, "at")
+        current = ticket.status
+        reopening = current in REOPENABLE_STATUSES and to == _S.in_progress
+        if reopen and not reopening:
+            raise TicketError(
+                f"Ticket {ticket.number} is {current.value}: only resolved or closed tickets "
+                "are reopened (to in_progress)."
+            )
+        if not reopen and to not in ALLOWED_TRANSITIONS[current]:
+            raise InvalidTransition(ticket.number, current, to)
+        status_values: dict[str, Any] = {"status": to, "updated_at": when}
+        loop = self.policy.service_loop
+        if to in FINISHED_STATUSES:
+            status_values[("resolved_at" if to == _S.resolved else "closed_at")] = when
+            status_values.update(sla_check_at=None, next_progress_at=None)
+        elif reopening:
+            due = when + timedelta(
+                hours=loop.resolution_hours.hours(ticket.urgency, ticket.complaint_grade)
+            )
+            status_values.update(
+                reopen_count=ticket.reopen_count + 1,
+                resolved_at=None,
+                closed_at=None,
+                resolution_due_at=due,
+                due_at=due,
+                sla_state="ok",
+                sla_check_at=sla.at_risk_moment(self.policy, when, due),
+                next_progress_at=when + timedelta(days=loop.progress_every_days),
+                escalated_at=None,
+            )
+        response_values: dict[str, Any] = {}
+        if to in RESPONSE_STATUSES and is_human_actor(actor):
+            resolution = status_values.get("resolution_due_at") or self.resolution_due(ticket)
+            response_values = self._response_values(ticket, when, resolution, to)
+        result = cast(
+            "CursorResult[Any]",
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket.id, Ticket.status == current)
+                .values({**response_values, **status_values})
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if result.rowcount != 1:
+            return None
+        if to in FINISHED_STATUSES:
+            self._cancel_progress_notices(session, ticket.id)
+        event = TicketEvent(
+            ticket_id=ticket.id,
+            at=when,
+            from_status=current,
+            to_status=to,
+            actor=actor,
+            note=note,
+            kind=TicketEventKind.status,
+            visible_to_customer=False,
+        )
+        session.add(event)
+        session.flush()
+        session.refresh(ticket)
+        return event
+
+    def _response_values(
+        self, ticket: Ticket, when: datetime, resolution_due: datetime, status: TicketStatus
+    ) -> dict[str, Any]:
+        """What a first response changes (nothing when the ticket was answered before)."""
+        if ticket.first_responded_at is not None:
+            return {}
+        values: dict[str, Any] = {"first_responded_at": when}
+        if status not in FINISHED_STATUSES:
+            # The clock now runs on the resolution window; the scheduler raises at-risk and
+            # breach alerts from `sla_check_at` (at once when that moment has passed).
+            values.update(
+                due_at=resolution_due,
+                resolution_due_at=resolution_due,
+                sla_state="ok",
+                sla_check_at=sla.at_risk_moment(self.policy, ticket.created_at, resolution_due),
+            )
+        return values
+
+    def mark_responded(self, number: str, at: datetime, actor: str) -> Ticket:
+        """Records an agent's first response (the handoff desk's claim or reply); idempotent.
+
+        Bot and customer actors never count; a ticket answered before is left unchanged.
+        """
+        _check_actor(actor)
+        when = _utc(at, "at")
+        with self._sessions.begin() as session:
+            ticket = self._ticket(session, number)
+            self.apply_response(session, ticket, when, actor)
+            return ticket
+
+    def apply_response(self, session: Session, ticket: Ticket, at: datetime, actor: str) -> bool:
+        """`mark_responded` inside the caller's transaction; whether this was the first response."""
+        if not is_human_actor(actor) or ticket.first_responded_at is not None:
+            return False
+        when = _utc(at, "at")
+        values = self._response_values(ticket, when, self.resolution_due(ticket), ticket.status)
+        result = cast(
+            "CursorResult[Any]",
+            session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket.id,
+                    Ticket.first_responded_at.is_(None),
+                    Ticket.status == ticket.status,
+                )
+                .values(values)
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        session.flush()
+        session.refresh(ticket)
+        return result.rowcount == 1
+
+    @staticmethod
+    def _cancel_progress_notices(session: Session, ticket_id: int) -> None:
+        session.execute(
+            update(Notice)
+            .where(
+                Notice.ticket_id == ticket_id,
+                Notice.kind == PROGRESS_NOTICE,
+                Notice.status == NoticeStatus.pending,
+            )
+            .values(status=NoticeStatus.cancelled)
+            .execution_options(synchronize_session=False)
+        )
+
+    def add_event(
+        self,
+        session: Session,
+        ticket: Ticket,
+        *,
+        kind: TicketEventKind,
+        actor: str,
+        at: datetime,
+        note: str | None,
+        visible_to_customer: bool = False,
+    ) -> TicketEvent:
+        """Appends a history entry that does not change the status (from = to = current)."""
+        _check_actor(actor)
+        event = TicketEvent(
+            ticket_id=ticket.id,
+            at=_utc(at, "at"),
+            from_status=ticket.status,
+            to_status=ticket.status,
+            actor=actor,
+            note=note,
+            kind=kind,
+            visible_to_customer=visible_to_customer,
+        )
+        session.add(event)
+        session.flush()
+        return event
+
+    def record_event(
+        self,
+        number: str,
+        *,
+        kind: TicketEventKind,
+        actor: str,
+        note: str | None,
+        at: datetime | None = None,
+        visible_to_customer: bool = False,
+    ) -> TicketEvent:
+        """`add_event` in a transaction of its own (a waiting customer's message, a note)."""
+        when = _utc(at, "at") if at is not None else _now()
+        with self._sessions.begin() as session:
+            ticket = self._ticket(session, number)
+            ticket.updated_at = when
+            return self.add_event(
+                session,
+                ticket,
+                kind=kind,
+                actor=actor,
+                note=note,
+                at=when,
+                visible_to_customer=visible_to_customer,
+            )
 
     def rate(self, number: str, score: int, *, actor: str = "customer") -> Ticket:
         """Stores the customer's satisfaction (1..5) on a resolved or closed ticket.
@@ -362,30 +629,34 @@ class TicketStore:
         Rating again replaces the score; each rating is a history event whose from and to
         status are the ticket's current status.
         """
+        with self._sessions.begin() as session:
+            ticket = self._ticket(session, number)
+            self.apply_rating(session, ticket, score, actor=actor, at=_now())
+            return ticket
+
+    def apply_rating(
+        self, session: Session, ticket: Ticket, score: int, *, actor: str, at: datetime
+    ) -> TicketEvent:
+        """`rate` inside the caller's transaction; raises `TicketError` for a bad score/status."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise TicketError(f"A satisfaction score is a whole number from 1 to 5, got {score!r}.")
         _check_actor(actor)
-        when = _now()
-        with self._sessions.begin() as session:
-            ticket = self._ticket(session, number)
-            if ticket.status not in RATEABLE_STATUSES:
-                raise TicketError(
-                    f"Ticket {ticket.number} is {ticket.status.value}: "
-                    "only resolved or closed tickets can be rated."
-                )
-            ticket.satisfaction = score
-            ticket.updated_at = when
-            session.add(
-                TicketEvent(
-                    ticket_id=ticket.id,
-                    at=when,
-                    from_status=ticket.status,
-                    to_status=ticket.status,
-                    actor=actor,
-                    note=f"satisfaction {score}/5",
-                )
+        if ticket.status not in RATEABLE_STATUSES:
+            raise TicketError(
+                f"Ticket {ticket.number} is {ticket.status.value}: "
+                "only resolved or closed tickets can be rated."
             )
-            return ticket
+        when = _utc(at, "at")
+        ticket.satisfaction = score
+        ticket.updated_at = when
+        return self.add_event(
+            session,
+            ticket,
+            kind=TicketEventKind.rating,
+            actor=actor,
+            note=f"satisfaction {score}/5",
+            at=when,
+        )
 
     def find(self, number: str) -> Ticket | None:
         """The ticket with this number (any case, blanks ignored), or None."""
@@ -455,6 +726,25 @@ class TicketStore:
     def _find(session: Session, number: str) -> Ticket | None:
         canonical = normalize_ticket_number(number)
         return session.scalars(select(Ticket).where(Ticket.number == canonical)).first()
+
+    def confirm_in(
+        self,
+        session: Session,
+        record_id: int,
+        *,
+        at: datetime,
+        actor: str,
+        status: TicketStatus = TicketStatus.open,
+    ) -> Ticket:
+        """`confirm` inside the caller's transaction, one attempt.
+
+        A concurrent writer's ticket number or confirmation surfaces as `IntegrityError`.
+        """
+        return self._confirm(session, record_id, _utc(at, "at"), actor, status)
+
+    def ticket_in(self, session: Session, number: str) -> Ticket:
+        """The ticket with this number in the caller's session; `TicketNotFound` if none."""
+        return self._ticket(session, number)
 
     def _ticket(self, session: Session, number: str) -> Ticket:
         ticket = self._find(session, number)

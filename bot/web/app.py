@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -14,13 +15,45 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from bot.core.db import make_engine
 from bot.core.settings import Settings, get_settings
+from bot.followups.delivery import Deliverer
 from bot.handoff.broker import SqlEventSource
 from bot.handoff.service import DeskService
+from bot.web.deps import casework_of
 from bot.web.limits import BodyLimitMiddleware
-from bot.web.routes import chat, console, handoffs, health, review, sessions
+from bot.web.live import TicketWatcher
+from bot.web.routes import chat, console, handoffs, health, review, sessions, tickets
 from kefu_shared.masking import install_log_masking
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+logger = logging.getLogger(__name__)
+
+
+def _make_deliverer(settings: Settings, app: FastAPI) -> Deliverer | None:
+    """The notice deliverer of this process (`app.state.deliverer`), or None.
+
+    Tests may set `app.state.deliverer` beforehand. If it cannot be built (a bad SMTP
+    setting...), the desk still starts: the scheduler delivers what the desk owes.
+    """
+    existing: Deliverer | None = getattr(app.state, "deliverer", None)
+    if existing is not None:
+        return existing
+    try:
+        return Deliverer.from_settings(settings, app.state.engine, casework_of(app).policy)
+    except Exception:
+        logger.warning("No immediate notice delivery: the scheduler will send.", exc_info=True)
+        return None
+
+
+def _deliver_with(deliverer: Deliverer) -> Callable[[list[int]], Awaitable[None]]:
+    """The desk service's hook: deliver these notices now (failures left to the scheduler)."""
+
+    async def deliver(notice_ids: list[int]) -> None:
+        try:
+            await deliverer.deliver_ids(list(notice_ids), datetime.now(UTC))
+        except Exception:
+            logger.warning("Could not deliver notices %s now.", notice_ids, exc_info=True)
+
+    return deliver
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,21 +66,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Starts the desk's event-broker consumer; stops it and closes Rasa's client."""
+        """Starts the broker consumer, the notice deliverer and the live watcher; stops them."""
         install_log_masking()
         for noisy in ("httpx", "httpcore"):  # their INFO lines carry URLs with Rasa's ?token=
             logging.getLogger(noisy).setLevel(logging.WARNING)
-        service = DeskService.from_settings(settings, app.state.engine)
+        service = getattr(app.state, "desk_service", None) or DeskService.from_settings(
+            settings, app.state.engine
+        )
         app.state.desk_service = service
+        deliverer = _make_deliverer(settings, app)
+        app.state.deliverer = deliverer
+        if deliverer is not None and service.deliver is None:
+            service.deliver = _deliver_with(deliverer)
         broker = make_engine(settings.event_broker_url)
         stop = asyncio.Event()
         consumer = asyncio.create_task(service.run_consumer(SqlEventSource(broker), stop))
+        watcher = TicketWatcher(app.state.engine, casework_of(app), service.hub)
+        watching = asyncio.create_task(watcher.run(stop))
         try:
             yield
         finally:
             stop.set()
             await consumer
+            await watching
             await service.rasa.close()
+            if deliverer is not None:
+                with contextlib.suppress(Exception):
+                    await deliverer.close()
             broker.dispose()
 
     app = FastAPI(title="Kefu", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -59,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(handoffs.router)
     app.include_router(review.router)
+    app.include_router(tickets.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

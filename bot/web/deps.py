@@ -3,13 +3,15 @@
 The app's engine, stores and services; the client's address; the signed-in agent and its
 role; CSRF and body limits.
 
-Roles: the console (conversations, packets, claims, replies, the WebSocket) is for agents
-and admins (`Console`); the review queue and knowledge for editors and admins (`Editor`);
-which handoffs an agent may see is decided per handoff by `DeskService`.
+Roles: the console (conversations, packets, claims, replies) is for agents and admins
+(`Console`); tickets, alerts and the live WebSocket for agents, supervisors and admins
+(`TicketDesk`); the review queue and knowledge for editors and admins (`Editor`). Which
+handoffs an agent may see is decided per handoff by `DeskService`, which tickets by
+`CaseWork`.
 
 Everything an app owns lives on `app.state`: `create_app` puts the settings and the one
 engine there; the stores and services are made from them on first use (tests may set
-`desk_service`, `review_queue` or `review_encoder` beforehand).
+`desk_service`, `casework`, `deliverer`, `review_queue` or `review_encoder` beforehand).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
 from bot.accounts import AgentStore, SessionStore
+from bot.casework import CaseWork
 from bot.core.db import Agent, AgentRole, DeskSession
 from bot.core.settings import Settings
 from bot.editor.review import ReviewQueue, default_encoder
 from bot.handoff.service import DeskService
+from bot.service.policy import load_policy
 from knowledge_index import Encoder, KnowledgeIndexError
 
 SESSION_COOKIE = "kefu_desk_session"
@@ -39,7 +43,11 @@ MAX_BODY_BYTES = 16 * 1024
 EDITOR_ROLES = (AgentRole.editor, AgentRole.admin)
 """Who may use the review queue."""
 CONSOLE_ROLES = (AgentRole.agent, AgentRole.admin)
-"""Who may use the console: conversations, packets, claims, replies and the WebSocket."""
+"""Who may use the console: conversations, packets, claims and replies."""
+TICKET_ROLES = (AgentRole.agent, AgentRole.supervisor, AgentRole.admin)
+"""Who may use tickets, desk alerts and the live WebSocket (agents only their own tickets)."""
+LEAD_ROLES = (AgentRole.supervisor, AgentRole.admin)
+"""Who sees every ticket and records second follow-ups."""
 
 
 # ---------------------------------------------------------------------- app resources
@@ -133,6 +141,23 @@ def get_service(connection: HTTPConnection) -> DeskService:
 Service = Annotated[DeskService, Depends(get_service)]
 
 
+def casework_of(app: Any) -> CaseWork:
+    """`app`'s ticket casework (made on first use, on its engine, with the service policy)."""
+    casework: CaseWork | None = getattr(app.state, "casework", None)
+    if casework is None:
+        casework = CaseWork(app.state.engine, load_policy())
+        app.state.casework = casework
+    return casework
+
+
+def get_casework(connection: HTTPConnection) -> CaseWork:
+    """The app's ticket casework (`casework_of`)."""
+    return casework_of(connection.app)
+
+
+Cases = Annotated[CaseWork, Depends(get_casework)]
+
+
 def shared_encoder(app: Any) -> Encoder:
     """The encoder of the desk's knowledge base if it has one loaded, else the review's own."""
     service = getattr(app.state, "desk_service", None)
@@ -198,6 +223,10 @@ Editor = Annotated[Agent, Depends(require_agent(*EDITOR_ROLES))]
 """An editor or admin: the review queue and knowledge."""
 Console = Annotated[Agent, Depends(require_agent(*CONSOLE_ROLES))]
 """An agent or admin: the console's conversations."""
+TicketDesk = Annotated[Agent, Depends(require_agent(*TICKET_ROLES))]
+"""An agent, supervisor or admin: tickets, alerts and follow-up tasks."""
+Lead = Annotated[Agent, Depends(require_agent(*LEAD_ROLES))]
+"""A supervisor or admin: recording second follow-ups."""
 
 
 # ---------------------------------------------------------------------- guards of changes

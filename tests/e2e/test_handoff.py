@@ -19,8 +19,16 @@ from typing import Any
 import pytest
 import socketio
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
-from bot.core.db import Handoff, HandoffStatus, make_engine
+from bot.core.db import (
+    Handoff,
+    HandoffStatus,
+    TicketEvent,
+    TicketEventKind,
+    make_engine,
+    session_factory,
+)
 from bot.core.processes import ServiceGroup
 from bot.core.settings import Settings
 from bot.handoff.store import HandoffStore
@@ -223,6 +231,41 @@ def test_restarting_the_desk_during_a_handoff_loses_nothing(
     customer.say("怎么开发票？")
     customer.hear("发票")
     customer.close()
+
+
+def test_a_customer_waiting_for_an_agent_is_never_met_with_silence(stack: Settings) -> None:
+    customer = Customer(stack)
+    marker = f"充电宝{uuid.uuid4().hex[:6]}"
+    customer.say(f"我的{marker}充不进电")
+    customer.hear("")
+    customer.say("转人工")
+    customer.hear("人工客服")
+    handoff = open_handoff_with(stack, marker)
+    number = handoff.ticket.number
+
+    customer.say("补充一下，指示灯一直闪红灯")  # nobody has claimed it yet
+    ack = customer.hear("已记入工单")
+    assert number in ack["text"]
+    customer.say("还有人吗")
+    with pytest.raises(queue.Empty):  # acknowledged once, not on every message
+        customer.replies.get(timeout=4)
+    customer.say("我的工单呢")  # a progress question is answered every time
+    status = customer.hear("下一步")
+    assert number in status["text"] and "等待客服接手" in status["text"]
+    customer.close()
+
+    engine = make_engine(stack.database_url)
+    try:
+        with session_factory(engine)() as session:
+            notes = session.scalars(
+                select(TicketEvent.note).where(
+                    TicketEvent.ticket_id == handoff.ticket_id,
+                    TicketEvent.kind == TicketEventKind.customer,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert "补充一下，指示灯一直闪红灯" in notes and "还有人吗" in notes
 
 
 def latest_handoff(stack: Settings, conversation_id: str) -> Handoff | None:

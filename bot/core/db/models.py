@@ -186,7 +186,7 @@ class ServiceRecord(Base):
     correction_rounds: Mapped[int] = mapped_column(Integer)
     completeness: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    confirmation_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    confirmation_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     email: Mapped[str | None] = mapped_column(String(254))
@@ -207,6 +207,9 @@ class Ticket(Base):
             name="ck_tickets_satisfaction",
         ),
         Index("ix_tickets_status_due_at", "status", "due_at"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_status_resolved_at", "status", "resolved_at"),
+        Index("ix_tickets_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -642,7 +645,8 @@ class Notice(Base):
         Integer, ForeignKey("agents.id", name="fk_notices_recipient_agent_id"), default=None
     )
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
-    """Sent during quiet hours too."""
+    """Sent during quiet hours too: an urgent case, or a message a person's action caused just
+    now (an agent's update or resolve, the customer's rating)."""
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[NoticeStatus] = mapped_column(
         Enum(NoticeStatus, native_enum=False, length=20), default=NoticeStatus.pending

@@ -1,7 +1,8 @@
 """The agent console page (`/desk`): the handoff queue and conversations, for signed-in agents.
 
 Its data comes from the handoffs API (`routes/handoffs.py`); without a session the page
-redirects to the login form, and an editor (no console) to the review queue.
+redirects to the login form, a supervisor (no console) to the tickets and an editor to the
+review queue.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from bot.web.deps import CONSOLE_ROLES, OptionalSession
+from bot.web.deps import CONSOLE_ROLES, TICKET_ROLES, OptionalSession
 from bot.web.pages import desk_page, templates
 
 router = APIRouter(prefix="/desk", tags=["desk console"])
@@ -21,7 +22,8 @@ def console_page(request: Request, session: OptionalSession) -> Response:
     if session is None:
         return RedirectResponse("/desk/login", status.HTTP_303_SEE_OTHER)
     if session.agent.role not in CONSOLE_ROLES:
-        return RedirectResponse("/desk/review", status.HTTP_303_SEE_OTHER)
+        elsewhere = "/desk/tickets" if session.agent.role in TICKET_ROLES else "/desk/review"
+        return RedirectResponse(elsewhere, status.HTTP_303_SEE_OTHER)
     return desk_page(
         templates.TemplateResponse(
             request, "desk.html", {"agent": session.agent, "csrf_token": session.csrf_token}

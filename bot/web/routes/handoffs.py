@@ -2,11 +2,12 @@
 
 Every route needs a desk session (401 without one) of an agent or admin (403 for editors);
 changes also need the session's CSRF token in `X-CSRF-Token` (403 without it). Agents see
-queued handoffs and their own (another's, by id, is 404). The WebSocket checks the session
-cookie, the role and the page's origin before it accepts, re-checks the session every
-`SESSION_CHECK_SECONDS` and on every message (closing with 4401 once it has ended), and
-forwards to agents only the events of handoffs they may see. Bad input is a 4xx with a
-`detail` message.
+queued handoffs and their own (another's, by id, is 404). The WebSocket (also the tickets
+page's: agents, supervisors, admins) checks the session cookie, the role and the page's
+origin before it accepts, re-checks the session every `SESSION_CHECK_SECONDS` and on every
+message (closing with 4401 once it has ended), and forwards to each account only the events
+of handoffs, tickets and alerts it may see (`bot.web.live` broadcasts the tickets and
+alerts). Bad input is a 4xx with a `detail` message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import APIRouter, HTTPException, WebSocket, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.websockets import WebSocketDisconnect
 
+from bot.casework import CaseWork
 from bot.core.db import Agent, AgentRole
 from bot.handoff.canned import as_api, load_canned_replies
 from bot.handoff.rasa_api import RasaApiError
@@ -28,13 +30,16 @@ from bot.handoff.service import DeskService
 from bot.handoff.store import MAX_TEXT, HandoffError, HandoffNotFound
 from bot.web.deps import (
     CONSOLE_ROLES,
+    LEAD_ROLES,
     SESSION_COOKIE,
+    TICKET_ROLES,
     Accounts,
     Console,
     Csrf,
     Limited,
     Service,
     get_accounts,
+    get_casework,
     get_service,
 )
 
@@ -194,19 +199,32 @@ def _same_origin(socket: WebSocket) -> bool:
     return origin is None or origin in (f"http://{host}", f"https://{host}")
 
 
+TICKETS_SHOWN = 1000
+"""How many of an agent's queued tickets its socket remembers at first (the page shows 200)."""
 SESSION_CHECK_SECONDS = 2.0
 """How often an open WebSocket re-checks its session (logout, disable, expiry, password)."""
 
 
 class _Console:
-    """One console's WebSocket as the hub sees it: forwards only what its agent may see."""
+    """One desk's WebSocket as the hub sees it: forwards only what its account may see.
 
-    def __init__(self, socket: WebSocket, agent: Agent, service: DeskService) -> None:
+    Handoff events (`queue`, `message`) go to console roles only; `ticket` rows to leads
+    (supervisors, admins) and to agents for unassigned tickets and their own (and once more
+    when a ticket leaves them, so the page drops it); `alert`s to those `CaseWork.alerts`
+    shows them to; `followup` tasks to leads.
+    """
+
+    def __init__(
+        self, socket: WebSocket, agent: Agent, service: DeskService, cases: CaseWork
+    ) -> None:
         self.socket = socket
         self.agent = agent
         self.service = service
+        self.cases = cases
         self.shown: set[int] = set()
         """Handoffs this console was told about (their later changes still reach it)."""
+        self.tickets: set[str] = set()
+        """Tickets this agent was told about (their leaving still reaches it)."""
 
     async def send_json(self, payload: dict[str, Any]) -> None:
         if await self._may_see(payload):
@@ -216,9 +234,18 @@ class _Console:
         await self.socket.close(code=code)
 
     async def _may_see(self, payload: dict[str, Any]) -> bool:
+        kind = payload.get("type")
+        if kind == "ticket":
+            return self._may_see_ticket(payload.get("ticket") or {})
+        if kind == "alert":
+            return await self._may_see_alert(payload.get("alert") or {})
+        if kind == "followup":
+            return self.agent.role in LEAD_ROLES
+        if self.agent.role not in CONSOLE_ROLES:
+            return False
         if self.agent.role is AgentRole.admin:
             return True
-        if payload.get("type") == "queue":
+        if kind == "queue":
             view = payload.get("handoff") or {}
             handoff_id = view.get("id")
             if not isinstance(handoff_id, int):
@@ -239,6 +266,37 @@ class _Console:
             return True
         return False
 
+    def _may_see_ticket(self, row: dict[str, Any]) -> bool:
+        number = row.get("number")
+        if not isinstance(number, str):
+            return False
+        if self.agent.role in LEAD_ROLES:
+            return True
+        if self.agent.role is not AgentRole.agent:
+            return False
+        if row.get("assignee") in (None, self.agent.username):
+            self.tickets.add(number)
+            return True
+        if number in self.tickets:  # it just went to another agent: the page drops it
+            self.tickets.discard(number)
+            return True
+        return False
+
+    async def _may_see_alert(self, alert: dict[str, Any]) -> bool:
+        alert_id = alert.get("id")
+        if not isinstance(alert_id, int):
+            return False
+        if self.agent.role is AgentRole.admin:
+            return True
+        found = await asyncio.to_thread(
+            self.cases.alerts,
+            self.agent,
+            after_id=alert_id - 1,
+            include_acknowledged=True,
+            limit=1,
+        )
+        return any(item.get("id") == alert_id for item in found)
+
 
 async def _watch_session(socket: WebSocket, accounts: Accounts, token: str) -> None:
     """Closes `socket` with 4401 once its session has ended (checked every few seconds)."""
@@ -252,25 +310,29 @@ async def _watch_session(socket: WebSocket, accounts: Accounts, token: str) -> N
 
 @router.websocket("/ws")
 async def live(socket: WebSocket) -> None:
-    """Live queue and message updates for a signed-in console (same origin only)."""
+    """Live queue, message, ticket and alert updates for a signed-in desk (same origin only)."""
     accounts = get_accounts(socket)
     token = socket.cookies.get(SESSION_COOKIE, "")
     session = await asyncio.to_thread(accounts.sessions.get, token) if token else None
     if session is None:
         await socket.close(code=4401)
         return
-    if not _same_origin(socket) or session.agent.role not in CONSOLE_ROLES:
+    if not _same_origin(socket) or session.agent.role not in TICKET_ROLES:
         await socket.close(code=4403)
         return
     service = get_service(socket)
     await socket.accept()
     agent: Agent = session.agent
-    console = _Console(socket, agent, service)
-    console.shown = {view["id"] for view in await service.queue(agent)}  # what it will load
-    service.hub.add(cast(WebSocket, console))
+    console = _Console(socket, agent, service, get_casework(socket))
+    service.hub.add(cast(WebSocket, console))  # first: nothing broadcast from now on is missed
     watcher = asyncio.create_task(_watch_session(socket, accounts, token))
-    await asyncio.to_thread(service.store.touch_agent, agent.id)
     try:
+        if agent.role in CONSOLE_ROLES:  # what its page loads
+            console.shown |= {view["id"] for view in await service.queue(agent)}
+        if agent.role is AgentRole.agent:  # the tickets page's queue: told when one leaves it
+            rows = await asyncio.to_thread(console.cases.list, agent, limit=TICKETS_SHOWN)
+            console.tickets |= {row["number"] for row in rows}
+        await asyncio.to_thread(service.store.touch_agent, agent.id)
         while True:
             frame = await socket.receive()
             if frame["type"] == "websocket.disconnect":

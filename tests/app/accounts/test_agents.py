@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot.accounts import (
     DEMO_AGENT_USERNAME,
     DEMO_EDITOR_USERNAME,
+    DEMO_SUPERVISOR_USERNAME,
     AccountError,
     AgentStore,
     LoginOutcome,
@@ -23,6 +24,7 @@ from bot.accounts import (
     hash_token,
     seed_demo_agent,
     seed_demo_editor,
+    seed_demo_supervisor,
 )
 from bot.accounts.agents import CLIENT_FAILURE_FACTOR
 from bot.cli.main import main
@@ -309,3 +311,38 @@ def test_cli_password_reset_ends_every_session(cli_store: AgentStore, engine: En
     assert runner.invoke(main, ["agents", "disable", "li.na"]).exit_code == 0
     assert runner.invoke(main, ["agents", "enable", "li.na"]).exit_code == 0
     assert cli_store.authenticate("li.na", "a brand new password", "c") is not None
+
+
+def test_supervisors_lead_teams_and_have_an_email(agents: AgentStore) -> None:
+    lead = agents.create("lead", "主管", AgentRole.supervisor, PASSWORD, " Lead@Example.COM ")
+    assert lead.role is AgentRole.supervisor and lead.email == "lead@example.com"
+    agents.create("li.na", "李娜", AgentRole.agent, PASSWORD)
+    agents.create("editor", "Editor", AgentRole.editor, PASSWORD)
+    assert agents.supervisor_of("li.na") is None
+    agents.set_supervisor("li.na", "lead")
+    found = agents.supervisor_of("li.na")
+    assert found is not None and found.username == "lead"
+    with pytest.raises(AccountError, match="only a supervisor or admin"):
+        agents.set_supervisor("li.na", "editor")
+    with pytest.raises(AccountError, match="own supervisor"):
+        agents.set_supervisor("lead", "lead")
+    with pytest.raises(AccountError, match="No agent"):
+        agents.set_supervisor("li.na", "nobody")
+    agents.set_supervisor("li.na", "")
+    assert agents.supervisor_of("li.na") is None
+    with pytest.raises(AccountError, match="not an email address"):
+        agents.set_email("lead", "not-an-address")
+    with pytest.raises(AccountError, match="not an email address"):
+        agents.create("zhao", "Zhao", AgentRole.agent, PASSWORD, "a@b")
+    assert agents.set_email("lead", "").email is None
+
+
+def test_the_demo_supervisor_leads_the_demo_agent(engine: Engine) -> None:
+    settings = Settings(demo_agent_password="demo-password-1")
+    assert seed_demo_supervisor(engine, settings) == DEMO_SUPERVISOR_USERNAME
+    assert seed_demo_supervisor(engine, settings) == DEMO_SUPERVISOR_USERNAME  # idempotent
+    store = AgentStore(engine)
+    lead = store.authenticate(DEMO_SUPERVISOR_USERNAME, "demo-password-1", "c")
+    assert lead is not None and lead.role is AgentRole.supervisor
+    found = store.supervisor_of(DEMO_AGENT_USERNAME)
+    assert found is not None and found.username == DEMO_SUPERVISOR_USERNAME

@@ -25,9 +25,11 @@ from actions.knowledge import ActionKbFeedback, KbResult
 from actions.service_plan import SKIPPED
 from actions.spin import ValidateSpinForm, read_spin_turn
 from actions.tickets import ActionTicketProgress
+from bot.casework import CaseWork
 from bot.core.db import KbOutcome, TicketStatus
 from bot.customers import CustomerDirectory
 from bot.service.orders import OrderStore, demo_orders
+from bot.service.policy import load_policy
 from bot.service.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
@@ -47,6 +49,8 @@ def tickets(engine: Engine) -> Iterator[TicketStore]:
         directory = CustomerDirectory(engine)
         for module in ("actions.confirmation", "actions.tickets"):
             stack.enter_context(patch(f"{module}.customer_directory", return_value=directory))
+        work = CaseWork(engine, load_policy(), directory)
+        stack.enter_context(patch("actions.tickets.case_work", return_value=work))
         yield store
 
 
@@ -356,7 +360,11 @@ async def test_ticket_progress_by_customer_and_by_number(tickets: TicketStore) -
     )
     message = dispatcher.messages[0]
     assert message["response"] == "utter_ticket_status"
-    assert message["ticket_number"] == number and message["status"] == "已受理，等待处理"
+    assert message["ticket_number"] == number and message["status"] == "已受理"
+    assert message["next_step"] == "等待客服接手"
+    assert [b["payload"] for b in message["buttons"]] == [
+        f'/ticket_add_info{{"ticket_number": "{number}"}}'
+    ]
 
     dispatcher = CollectingDispatcher()
     tracker = make_tracker("ticket status", "ask_ticket_progress", slots={"ticket_number": number})
@@ -505,4 +513,4 @@ async def test_someone_else_asking_by_number_sees_no_summary(tickets: TicketStor
     await ActionTicketProgress().run(dispatcher, stranger, {})
     message = dispatcher.messages[0]
     assert message["ticket_number"] == number and message["summary"] == ""
-    assert message["status"] == "已受理，等待处理"
+    assert message["status"] == "已受理" and message["buttons"] == []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import pytest
@@ -67,3 +68,18 @@ def test_a_command_opens_the_database_once(store: TicketStore, args: list[str]) 
     with patch("bot.cli.tickets._store", return_value=store) as opened:
         CliRunner().invoke(main, ["tickets", *args])
     assert opened.call_count == 1
+
+
+def test_sla_report_prints_a_table_and_json(store: TicketStore, engine: Engine) -> None:
+    now = datetime.now(UTC)
+    record = draft("a", created_at=now, due_at=now + timedelta(hours=24))
+    ticket = store.confirm(store.save_record(record), at=now)
+    store.transition(ticket.number, TicketStatus.in_progress, actor="agent:li", at=now)
+    with patch("bot.cli.tickets._engine", return_value=engine):
+        table = CliRunner().invoke(main, ["tickets", "sla-report", "--days", "7"])
+        raw = CliRunner().invoke(main, ["tickets", "sla-report", "--json"])
+    assert table.exit_code == 0, table.output
+    assert "tier normal" in table.output and "grade general" in table.output
+    assert "Satisfaction visits: 0/0" in table.output
+    report = json.loads(raw.output)
+    assert report["total"]["tickets"] == 1 and report["tiers"]["normal"]["response_overdue"] == 0

@@ -18,6 +18,7 @@ from bot.editor.cross_validation import EvaluationSummary
 
 TOP_LEVEL = {
     "agents", "bench", "channels", "customers", "db", "demo", "deploy", "deployments", "eval",
+    "followups",
     "gate", "handoffs", "kb", "review", "rollback", "service", "sheet", "telegram", "tickets",
     "train", "validate",
 }  # fmt: skip
@@ -54,7 +55,9 @@ def listed(*group: str) -> set[str]:
 def test_the_help_shows_one_vocabulary_and_hides_the_old_names() -> None:
     assert listed() == TOP_LEVEL
     assert listed("eval") == {"nlu", "model", "kb", "readers", "conversations"}
-    assert listed("bench") == {"chat", "handoff", "channels", "kb", "nlu", "nlu-split"}
+    assert listed("bench") == {
+        "chat", "handoff", "channels", "followups", "kb", "nlu", "nlu-split",
+    }  # fmt: skip
     assert listed("kb") == {"build", "search", "report"}
     assert listed("db") == {"upgrade", "seed"}
     assert listed("service") == {"check"}

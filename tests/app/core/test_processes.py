@@ -66,7 +66,8 @@ def test_secrets_reach_the_servers_by_environment_only(tmp_path: Path) -> None:
     for service in services.values():
         for secret in (settings.rasa_token, settings.action_token):
             assert not [arg for arg in service.command if secret in arg], service.name
-            assert secret not in service.health_url and "token" not in service.health_url
+            health = service.health_url or ""
+            assert secret not in health and "token" not in health
     rasa = services["rasa"]
     assert rasa.command[1:3] == ["-m", "rasa_addons.launch"]
     assert "--auth-token" not in rasa.command and "--enable-api" in rasa.command
@@ -81,3 +82,21 @@ def test_the_health_check_of_rasa_needs_no_token(tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path, rasa_port=5005)
     rasa = next(s for s in kefu_services(settings, tmp_path / "m") if s.name == "rasa")
     assert rasa.health_url == "http://127.0.0.1:5005/"
+
+
+def test_the_followup_scheduler_runs_as_a_service(tmp_path: Path) -> None:
+    services = {s.name: s for s in kefu_services(Settings(var_dir=tmp_path), tmp_path / "m")}
+    followups = services["followups"]
+    assert followups.command[1:] == ["-m", "bot.cli.main", "followups", "serve"]
+    assert followups.health_url is None
+
+
+def test_a_service_without_health_url_is_ready_while_it_runs(tmp_path: Path) -> None:
+    worker = Service("worker", [sys.executable, "-c", "import time; time.sleep(60)"], None)
+    assert not worker.is_healthy()  # not started
+    with ServiceGroup([worker], Settings(var_dir=tmp_path)):
+        assert worker.is_healthy()
+        assert worker.process is not None
+        worker.process.kill()
+        worker.process.wait()
+        assert not worker.is_healthy()

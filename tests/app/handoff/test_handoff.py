@@ -23,6 +23,7 @@ from actions.handoff import (
     suggested_next_step,
 )
 from bot.accounts import AgentStore
+from bot.casework import CaseWork
 from bot.core.db import AgentRole, HandoffStatus, MessageKind, TicketStatus, make_engine
 from bot.customers import CustomerDirectory
 from bot.handoff.broker import HandoffConsumer, SqlEventSource
@@ -31,6 +32,7 @@ from bot.handoff.policy import HandoffReason
 from bot.handoff.service import may_see
 from bot.handoff.store import HandoffConflict, HandoffError, HandoffStore, NewMessage
 from bot.service.orders import OrderStore
+from bot.service.policy import load_policy
 from bot.service.tickets import TicketStore
 from tests.app.conftest import make_tracker, user_event
 
@@ -224,13 +226,14 @@ def test_the_consumer_stores_customer_messages_once_and_resumes_after_a_restart(
     publish("c1", {"event": "user", "text": "<script>x</script>", "timestamp": later + 1})
     consumer = HandoffConsumer(handoffs, SqlEventSource(broker))
     batch = consumer.step()
-    assert [m.text for m in batch.messages] == ["还在吗", "<script>x</script>"]
+    customer = [m.text for m in batch.messages if m.kind == MessageKind.customer]
+    assert customer == ["还在吗", "<script>x</script>"]
     assert batch.handoffs == [handoff_id]
     assert consumer.step().events == 0
 
     publish("c1", {"event": "user", "text": "after restart", "timestamp": later + 2})
     restarted = HandoffConsumer(HandoffStore(engine), SqlEventSource(broker))
-    assert [m.text for m in restarted.step().messages] == ["after restart"]
+    assert [m.text for m in restarted.step().messages] == ["after restart"]  # acknowledged once
     texts = [m.text for m in handoffs.messages(handoff_id) if m.kind == MessageKind.customer]
     assert texts == ["还在吗", "<script>x</script>", "after restart"]
     broker.dispose()
@@ -255,7 +258,8 @@ async def test_a_rating_is_stored_on_the_resolved_ticket(engine: Engine) -> None
         slots={"rating_ticket": number}, entities=[{"entity": "score", "value": 2}],
     )  # fmt: skip
     dispatcher = CollectingDispatcher()
-    with patch("actions.handoff.ticket_store", return_value=handoffs.tickets):
+    work = CaseWork(engine, load_policy(), CustomerDirectory(engine))
+    with patch("actions.handoff.case_work", return_value=work):
         events = await ActionRateService().run(dispatcher, tracker, {})
     assert events == [SlotSet("rating_ticket", None)]
     assert dispatcher.messages[0]["response"] == "utter_rating_sorry"

@@ -72,6 +72,7 @@ def _make_app(settings: Settings) -> FastAPI:
         ("wang", AgentRole.agent),
         ("editor", AgentRole.editor),
         ("boss", AgentRole.admin),
+        ("lead", AgentRole.supervisor),
     ):
         made[username] = agents.create(username, username.title(), role, PASSWORD)
     handoffs = HandoffStore(engine)
@@ -101,8 +102,11 @@ QUEUED, WANGS, ENDED = 1, 2, 3
 
 # ---------------------------------------------------------------------- roles on every route
 PUBLIC = "public"
-ANY = frozenset({"agent", "editor", "admin"})
+ANY = frozenset({"agent", "editor", "supervisor", "admin"})
 CONSOLE = frozenset({"agent", "admin"})
+DESK = frozenset({"agent", "supervisor", "admin"})
+"""Tickets, alerts and the live WebSocket."""
+LEADS = frozenset({"supervisor", "admin"})
 EDITORS = frozenset({"editor", "admin"})
 RULES: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/openapi.json"): PUBLIC,
@@ -129,7 +133,22 @@ RULES: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/desk/api/handoffs/{handoff_id}/hand-back"): CONSOLE,
     ("GET", "/desk/api/handoffs/{handoff_id}/assist"): CONSOLE,
     ("GET", "/desk/api/canned-replies"): CONSOLE,
-    ("WS", "/desk/ws"): CONSOLE,
+    ("WS", "/desk/ws"): DESK,
+    ("GET", "/desk/tickets"): DESK,
+    ("GET", "/desk/tickets/{number}"): DESK,
+    ("GET", "/desk/api/tickets"): DESK,
+    ("GET", "/desk/api/tickets/{number}"): DESK,
+    ("GET", "/desk/api/assignees"): DESK,
+    ("POST", "/desk/api/tickets/{number}/assign"): DESK,
+    ("POST", "/desk/api/tickets/{number}/status"): DESK,
+    ("POST", "/desk/api/tickets/{number}/notes"): DESK,
+    ("POST", "/desk/api/tickets/{number}/updates"): DESK,
+    ("POST", "/desk/api/tickets/{number}/resolve"): DESK,
+    ("POST", "/desk/api/tickets/{number}/reopen"): DESK,
+    ("GET", "/desk/api/alerts"): DESK,
+    ("POST", "/desk/api/alerts/{alert_id}/ack"): DESK,
+    ("GET", "/desk/api/followups"): LEADS,
+    ("POST", "/desk/api/followups/{task_id}/outcome"): LEADS,
     ("GET", "/desk/review"): EDITORS,
     ("GET", "/desk/api/review"): EDITORS,
     ("POST", "/desk/api/review/collect"): EDITORS,
@@ -139,9 +158,16 @@ RULES: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/desk/api/review/groups/{group_id}/reject"): EDITORS,
 }
 """Who may use each route. A route the app gains without a rule here fails the tests."""
-PAGES = {"/desk", "/desk/review"}
+PAGES = {"/desk", "/desk/review", "/desk/tickets", "/desk/tickets/{number}"}
 """Pages: without a session they redirect to the login form."""
-USERS = {"agent": "li.na", "editor": "editor", "admin": "boss"}
+ELSEWHERE = {
+    ("/desk", "editor"): "/desk/review",
+    ("/desk", "supervisor"): "/desk/tickets",
+    ("/desk/tickets", "editor"): "/desk/review",
+    ("/desk/tickets/{number}", "editor"): "/desk/review",
+}
+"""Pages that send a role without access on to its own page."""
+USERS = {"agent": "li.na", "editor": "editor", "supervisor": "lead", "admin": "boss"}
 
 
 def _routes(routes: list[BaseRoute]) -> Iterator[tuple[str, str]]:
@@ -164,11 +190,13 @@ def test_every_route_has_a_role_rule(app: FastAPI) -> None:
     assert RULES.keys() - found == set(), "rules for routes the app no longer has"
 
 
-def _call(client: TestClient, method: str, path: str, csrf: str) -> int:
+def _call(client: TestClient, method: str, path: str, csrf: str) -> tuple[int, str]:
     url = re.sub(r"\{[a-z_]+\}", "999", path)
     if method == "GET":
-        return client.get(url).status_code
-    return client.post(url, json={}, headers={"X-CSRF-Token": csrf}).status_code
+        response = client.get(url)
+    else:
+        response = client.post(url, json={}, headers={"X-CSRF-Token": csrf})
+    return response.status_code, response.headers.get("location", "")
 
 
 def _ws_close_code(client: TestClient) -> int | None:
@@ -197,18 +225,18 @@ def test_every_route_enforces_its_roles(app: FastAPI) -> None:
             checked += 1
             continue
         expected_anonymous = 303 if path in PAGES else 401
-        assert _call(anonymous, method, path, "") == expected_anonymous, (method, path)
+        assert _call(anonymous, method, path, "")[0] == expected_anonymous, (method, path)
         for role, (client, csrf) in clients.items():
-            status = _call(client, method, path, csrf)
+            status, location = _call(client, method, path, csrf)
             where = (method, path, role, status)
             if role in rule:
                 assert status not in (401, 403) and status < 500, where
-            elif (path, role) == ("/desk", "editor"):
-                assert status == 303, where  # sent on to the review queue
+            elif (path, role) in ELSEWHERE:
+                assert (status, location) == (303, ELSEWHERE[path, role]), where
             else:
                 assert status == 403, where
             checked += 1
-    assert checked > 60
+    assert checked > 100
     for client, csrf in clients.values():
         assert client.post("/desk/logout", data={"csrf_token": csrf}).status_code == 303
         assert client.get("/desk/api/me").status_code == 401

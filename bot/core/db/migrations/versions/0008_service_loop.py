@@ -48,10 +48,16 @@ def upgrade() -> None:
         batch.create_index("ix_tickets_next_progress_at", ["next_progress_at"])
         batch.create_index("ix_tickets_assignee_id", ["assignee_id"])
         batch.create_index("ix_tickets_status_due_at", ["status", "due_at"])
+        batch.create_index("ix_tickets_created_at", ["created_at"])
+        batch.create_index("ix_tickets_status_resolved_at", ["status", "resolved_at"])
+        batch.create_index("ix_tickets_updated_at", ["updated_at"])
     op.execute("UPDATE tickets SET response_due_at = due_at")
     with op.batch_alter_table("tickets") as batch:
         batch.alter_column("sla_state", server_default=None)
         batch.alter_column("reopen_count", server_default=None)
+    op.create_index(
+        "ix_service_records_confirmation_due_at", "service_records", ["confirmation_due_at"]
+    )
     with op.batch_alter_table("ticket_events") as batch:
         batch.add_column(sa.Column("kind", sa.String(20), nullable=False, server_default="status"))
         batch.add_column(
@@ -169,11 +175,15 @@ def downgrade() -> None:
         batch.drop_constraint("fk_customers_advisor_id", type_="foreignkey")
         batch.drop_column("next_checkin_at")
         batch.drop_column("advisor_id")
+    op.drop_index("ix_service_records_confirmation_due_at", "service_records")
     with op.batch_alter_table("ticket_events") as batch:
         batch.drop_column("visible_to_customer")
         batch.drop_column("kind")
     with op.batch_alter_table("tickets") as batch:
         for index in (
+            "ix_tickets_updated_at",
+            "ix_tickets_status_resolved_at",
+            "ix_tickets_created_at",
             "ix_tickets_status_due_at",
             "ix_tickets_assignee_id",
             "ix_tickets_next_progress_at",
