@@ -100,6 +100,9 @@ def serve(settings: Settings, worker_id: str | None = None) -> None:
                 len(report["sent"]),
             )
 
+    # APScheduler logs every run at INFO (two lines every few seconds); its warnings (a
+    # missed or overlapping run) still show, and the passes that did something log above
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = BlockingScheduler(timezone=timezone.utc)
     scheduler.add_job(
         tick,
