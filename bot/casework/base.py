@@ -30,7 +30,7 @@ from bot.core.db import (
     session_factory,
 )
 from bot.customers.directory import CustomerDirectory
-from bot.service.outbox import CUSTOMER, NewNotice, enqueue
+from bot.service.outbox import customer_notice, enqueue
 from bot.service.policy import ServicePolicy
 from bot.service.tickets import (
     ALLOWED_TRANSITIONS,
@@ -178,27 +178,14 @@ class CaseBase:
         buttons: list[dict[str, str]] | None = None,
         slots: dict[str, Any] | None = None,
     ) -> Notice | None:
-        return enqueue(
-            session,
-            NewNotice(
-                key=key,
-                kind=kind,
-                audience=CUSTOMER,
-                text=text,
-                due_at=now,
-                language=ticket.language,
-                ticket_id=ticket.id,
-                conversation_id=ticket.customer_id,
-                channel=ticket.channel,
-                buttons=buttons,
-                slots=slots,
-                # sent at once, quiet hours or not: a person (the agent working the case, or
-                # the customer who just wrote) caused it now; only the scheduler's own
-                # notices (progress notices, reminders, check-ins) wait for the morning
-                urgent=True,
-            ),
-            now,
-        )
+        # sent at once, quiet hours or not: a person (the agent working the case, or the
+        # customer who just wrote) caused it now; only the scheduler's own notices
+        # (progress notices, reminders, check-ins) wait for the morning
+        notice = customer_notice(
+            ticket, key=key, kind=kind, text=text, due_at=now, buttons=buttons, slots=slots,
+            urgent=True,
+        )  # fmt: skip
+        return enqueue(session, notice, now)
 
     @staticmethod
     def _task_agents(session: Session, tasks: Iterable[FollowupTask]) -> dict[int, Agent]:

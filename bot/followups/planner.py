@@ -66,7 +66,14 @@ from bot.core.db import (
     session_factory,
 )
 from bot.service import notices as texts
-from bot.service.outbox import CUSTOMER, STAFF, NewNotice, enqueue, raise_alert
+from bot.service.outbox import (
+    CUSTOMER,
+    STAFF,
+    NewNotice,
+    customer_notice,
+    enqueue,
+    raise_alert,
+)
 from bot.service.policy import ServicePolicy
 from bot.service.tickets import TicketError, TicketStore
 
@@ -245,9 +252,10 @@ class Planner:
             due_at=ticket.due_at,
             language=ticket.language,
         )
-        notice = self._customer_notice(
-            ticket, f"unconfirmed:{record_id}", texts.UNCONFIRMED_NEED, text, due_at=now
-        )
+        notice = customer_notice(
+            ticket, key=f"unconfirmed:{record_id}", kind=texts.UNCONFIRMED_NEED, text=text,
+            due_at=now,
+        )  # fmt: skip
         if enqueue(session, notice, now) is not None:
             result.unconfirmed_needs += 1
 
@@ -359,11 +367,11 @@ class Planner:
                     language=ticket.language,
                     latest_update=latest,
                 )
-                notice = self._customer_notice(
+                notice = customer_notice(
                     ticket,
-                    f"progress:{ticket.id}:{read.isoformat()}",
-                    texts.PROGRESS_NOTICE,
-                    text,
+                    key=f"progress:{ticket.id}:{read.isoformat()}",
+                    kind=texts.PROGRESS_NOTICE,
+                    text=text,
                     due_at=now,
                 )
                 if enqueue(session, notice, now) is not None:
@@ -384,31 +392,6 @@ class Planner:
             )
             .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
             .limit(1)
-        )
-
-    @staticmethod
-    def _customer_notice(
-        ticket: Ticket,
-        key: str,
-        kind: str,
-        text: str,
-        *,
-        due_at: datetime,
-        buttons: list[dict[str, str]] | None = None,
-        slots: dict[str, Any] | None = None,
-    ) -> NewNotice:
-        return NewNotice(
-            key=key,
-            kind=kind,
-            audience=CUSTOMER,
-            text=text,
-            due_at=due_at,
-            language=ticket.language,
-            ticket_id=ticket.id,
-            conversation_id=ticket.customer_id,
-            channel=ticket.channel,
-            buttons=buttons,
-            slots=slots,
         )
 
     # ------------------------------------------------------------------ result and CSAT
@@ -455,17 +438,17 @@ class Planner:
                         ticket.language,
                         self.loop.reopen_within_days,
                     )
-                    notice = self._customer_notice(
-                        ticket, f"result:{round_}", texts.RESULT, text, due_at=now
+                    notice = customer_notice(
+                        ticket, key=f"result:{round_}", kind=texts.RESULT, text=text, due_at=now
                     )
                     if enqueue(session, notice, now) is not None:
                         result.results += 1
                 if ticket.satisfaction is None and resolved_at >= csat_since:
-                    notice = self._customer_notice(
+                    notice = customer_notice(
                         ticket,
-                        f"csat:{round_}",
-                        texts.CSAT,
-                        texts.csat_question(ticket.number, ticket.language),
+                        key=f"csat:{round_}",
+                        kind=texts.CSAT,
+                        text=texts.csat_question(ticket.number, ticket.language),
                         buttons=texts.rating_buttons(ticket.language),
                         slots={"rating_ticket": ticket.number},
                         due_at=now,
@@ -503,11 +486,11 @@ class Planner:
                 ticket = session.get(Ticket, ticket_id)
                 if ticket is None:
                     continue
-                notice = self._customer_notice(
+                notice = customer_notice(
                     ticket,
-                    "csat_reminder:" + key.removeprefix("csat:"),
-                    texts.CSAT_REMINDER,
-                    texts.csat_reminder(ticket.number, ticket.language),
+                    key="csat_reminder:" + key.removeprefix("csat:"),
+                    kind=texts.CSAT_REMINDER,
+                    text=texts.csat_reminder(ticket.number, ticket.language),
                     buttons=texts.rating_buttons(ticket.language),
                     slots={"rating_ticket": ticket.number},
                     due_at=now,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.core.db import DeskAlert, Notice, NoticeStatus
+from bot.core.db import DeskAlert, Notice, NoticeStatus, Ticket
 
 CUSTOMER = "customer"
 STAFF = "staff"
@@ -44,6 +44,34 @@ class NewNotice:
     """`sent` records a message delivered by another path (the desk's own rating question)."""
     via: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def customer_notice(
+    ticket: Ticket,
+    *,
+    key: str,
+    kind: str,
+    text: str,
+    due_at: datetime,
+    buttons: list[dict[str, str]] | None = None,
+    slots: dict[str, Any] | None = None,
+    urgent: bool = False,
+) -> NewNotice:
+    """A notice to the ticket's customer, in their conversation, channel and language."""
+    return NewNotice(
+        key=key,
+        kind=kind,
+        audience=CUSTOMER,
+        text=text,
+        due_at=due_at,
+        language=ticket.language,
+        ticket_id=ticket.id,
+        conversation_id=ticket.customer_id,
+        channel=ticket.channel,
+        buttons=buttons,
+        slots=slots,
+        urgent=urgent,
+    )
 
 
 def enqueue(session: Session, notice: NewNotice, now: datetime) -> Notice | None:
