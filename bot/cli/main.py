@@ -10,12 +10,15 @@ from bot.cli.bench import bench, bench_nlu_split
 from bot.cli.channels import channels
 from bot.cli.db import db
 from bot.cli.demo import demo
+from bot.cli.demo_day import demo_day
 from bot.cli.editor import EDITOR_COMMANDS, evaluate_command
 from bot.cli.evaluation import evaluation
 from bot.cli.followups import followups
 from bot.cli.handoffs import customers, handoffs
 from bot.cli.kb import eval_command as kb_eval_command
 from bot.cli.kb import kb
+from bot.cli.qa import qa
+from bot.cli.report import report
 from bot.cli.review import review
 from bot.cli.service import service
 from bot.cli.sheet import sheet
@@ -32,11 +35,14 @@ def main() -> None:
 
 for command in (
     demo,
+    demo_day,
     train,
     db,
     kb,
     tickets,
     followups,
+    qa,
+    report,
     agents,
     handoffs,
     customers,

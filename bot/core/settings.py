@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         60, gt=0, description="How long a worker's claim on a notice lasts (a crash frees it)."
     )
     followups_batch_size: int = Field(100, gt=0, description="Notices a worker claims at once.")
+    supervision_interval_seconds: float = Field(
+        10, gt=0, description="How often the QA service records, closes and scores conversations."
+    )
+    reports_dir: Path | None = Field(
+        None, description="Where built reports go; default VAR_DIR/reports."
+    )
     sms_log_path: Path | None = Field(
         None, description="The logged SMS sender's file; default VAR_DIR/logs/sms.log."
     )
@@ -174,6 +180,8 @@ class Settings(BaseSettings):
             self.event_broker_url = f"sqlite:///{self.var_dir / 'rasa' / 'events.db'}"
         if not self.channel_state_url:
             self.channel_state_url = f"sqlite:///{self.var_dir / 'rasa' / 'channels.db'}"
+        if self.reports_dir is None:
+            self.reports_dir = self.var_dir / "reports"
         if self.sms_log_path is None:
             self.sms_log_path = self.var_dir / "logs" / "sms.log"
         if not self.rasa_public_url:

@@ -291,6 +291,43 @@ class ServiceLoop(Section):
     """Username of the supervisor of tickets whose agent has none."""
 
 
+class Targets(Section):
+    """The service plan's targets: the monthly audit and the reports compare against these."""
+
+    need_accuracy: float = Field(0.95, gt=0, le=1)
+    """Needs the customer confirmed as recorded, without correcting them."""
+    record_completeness: float = Field(0.98, gt=0, le=1)
+    """Service records with every field filled."""
+    self_service_rate: float = Field(0.70, gt=0, le=1)
+    """Conversations the bot solved alone."""
+    answer_accuracy: float = Field(0.98, gt=0, le=1)
+    """Knowledge-base answers the customer did not reject."""
+    sla_hit_rate: float = Field(0.95, gt=0, le=1)
+    """Tickets answered and resolved within their windows."""
+    csat_response_rate: float = Field(0.60, gt=0, le=1)
+    """Resolved tickets whose customer gave a 1-5 score."""
+    satisfaction: float = Field(4.5, ge=1, le=5)
+    """Average 1-5 score."""
+    qa_pass_rate: float = Field(0.95, gt=0, le=1)
+    """Scored subjects (the bot, each agent) without a red card."""
+    complaint_rate: float = Field(0.05, gt=0, le=1)
+    """At most this share of conversations end in a complaint ticket."""
+
+
+class Supervision(Section):
+    """Quality inspection and reports (`bot.supervision`)."""
+
+    conversation_idle_minutes: float = Field(30, gt=0)
+    """A conversation ends after this long without a message (no handoff open)."""
+    daily_report_at: ClockTime = time(7, 0)
+    """Yesterday's report is built and emailed to the supervisors at this time."""
+    review_item_due_days: int = Field(7, gt=0)
+    """Items of the weekly review list are due this many days after the list."""
+    frequent_problem_min: int = Field(5, gt=0)
+    """A question asked at least this often in a month goes to the knowledge review queue."""
+    targets: Targets = Targets()
+
+
 class ServicePolicy(Section):
     """The service policy file, validated."""
 
@@ -308,6 +345,7 @@ class ServicePolicy(Section):
     generic_requests: Keywords
     special_requests: Keywords
     service_loop: ServiceLoop = ServiceLoop()
+    supervision: Supervision = Supervision()
 
     @field_validator("timezone")
     @classmethod

@@ -40,6 +40,14 @@ from bot.core.db.models import (
     UrgencyTier,
     UtcDateTime,
 )
+from bot.core.db.quality import (
+    Conversation,
+    ConversationMessage,
+    QaFinding,
+    QaScore,
+    ReportRun,
+    ReviewAction,
+)
 
 __all__ = [
     "OPEN_HANDOFF_STATUSES",
@@ -49,6 +57,8 @@ __all__ = [
     "BrokerOffset",
     "ChannelIdentity",
     "ComplaintGrade",
+    "Conversation",
+    "ConversationMessage",
     "Customer",
     "CustomerAccount",
     "CustomerEmail",
@@ -69,6 +79,10 @@ __all__ = [
     "NoticeStatus",
     "Order",
     "OrderStatus",
+    "QaFinding",
+    "QaScore",
+    "ReportRun",
+    "ReviewAction",
     "ReviewItem",
     "ReviewSource",
     "ReviewStatus",

@@ -486,6 +486,8 @@ class ReviewSource(str, enum.Enum):
     suggested = "suggested"
     not_solved = "not_solved"
     agent_reply = "agent_reply"
+    frequent_problem = "frequent_problem"
+    """A question customers asked often this month (the monthly audit, `bot.supervision`)."""
 
 
 class ReviewStatus(str, enum.Enum):

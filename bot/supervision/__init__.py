@@ -1,0 +1,1 @@
+"""Supervision: conversations recorded and quality-inspected, reports, review lists, audits."""
