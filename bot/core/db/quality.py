@@ -105,9 +105,7 @@ class ConversationMessage(Base):
     """
 
     __tablename__ = "conversation_messages"
-    __table_args__ = (
-        UniqueConstraint("source_key", name="uq_conversation_messages_source_key"),
-    )
+    __table_args__ = (UniqueConstraint("source_key", name="uq_conversation_messages_source_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_pk: Mapped[int] = mapped_column(
