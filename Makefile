@@ -122,8 +122,9 @@ lint: install-app install-rasa ## ruff, mypy and the layering contracts (import-
 	$(RASA_VENV)/bin/mypy --config-file mypy-rasa.ini connectors rasa_addons kefu_shared
 	$(APP_VENV)/bin/lint-imports
 
-validate: install-rasa install-app ## The service plan files, rasa data validate and Kefu's data checks (file:line + fix)
+validate: install-rasa install-app ## The service plan files, the QA rules, rasa data validate and Kefu's data checks (file:line + fix)
 	$(KEFU) service check
+	$(KEFU) qa check
 	$(KEFU) validate
 
 test-unit: install ## Unit tests of both runtimes
@@ -145,7 +146,7 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 	$(KEFU) eval nlu
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers bench-followups
+.PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers bench-followups bench-supervision
 bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
 	$(KEFU) bench chat
 
@@ -170,6 +171,9 @@ bench-readers: install-app ## Cross-validated precision and recall of the messag
 
 bench-followups: install-app ## Scheduler due scan over 100,000 open tickets, delivery, SLA simulation (var/bench/followups.json)
 	$(KEFU) bench followups
+
+bench-supervision: install-app install-postgres ## QA scoring + daily report of 10,000 conversations; dashboard queries over 100,000 in SQLite and PostgreSQL (var/bench/supervision.json)
+	$(KEFU) bench supervision
 
 .PHONY: clean
 clean: ## Remove models, databases and logs under var/ (keeps the venvs)

@@ -143,6 +143,43 @@ def bench_followups(tickets: int, postgres_url: str, per_hour: float, agents: in
     click.echo(f"Wrote {report.path}")
 
 
+@bench.command("supervision")
+@click.option(
+    "--day-conversations", default=10_000, show_default=True, help="Conversations of the day."
+)
+@click.option(
+    "--month-conversations",
+    default=100_000,
+    show_default=True,
+    help="Conversations of the month (SQLite and PostgreSQL).",
+)
+@click.option("--days", default=30, show_default=True, help="Days of the month.")
+@click.option(
+    "--postgres-url",
+    envvar="KEFU_BENCH_POSTGRES_URL",
+    default="",
+    help="An empty PostgreSQL database to use instead of a throwaway cluster  "
+    "[env KEFU_BENCH_POSTGRES_URL]",
+)
+@click.option(
+    "--postgres/--no-postgres",
+    default=True,
+    show_default=True,
+    help="Measure PostgreSQL too (a throwaway cluster when initdb and pg_ctl are installed).",
+)
+def bench_supervision(
+    day_conversations: int, month_conversations: int, days: int, postgres_url: str, postgres: bool
+) -> None:
+    """QA scoring and the daily report of a generated day; the dashboard's queries over a month."""
+    from bot.bench.supervision import run_supervision_benchmark
+
+    report = run_supervision_benchmark(
+        get_settings(), day_conversations, month_conversations, days, postgres_url, postgres
+    )
+    click.echo(report.table())
+    click.echo(f"Wrote {report.path}")
+
+
 @bench.command("kb")
 @click.option(
     "--datasets",

@@ -37,6 +37,11 @@ def demo() -> None:
         editor_login = (
             f"  (login {seed_demo_editor(engine, settings)} / {settings.demo_agent_password})"
         )
+    if settings.demo_day:  # yesterday and today so far, for the dashboard (KEFU_DEMO_DAY=0: off)
+        from bot.cli.demo_day import load_demo_days
+
+        for line in load_demo_days(settings, engine):
+            click.echo(line)
     folder, built = ensure_index(settings)
     click.echo(f"Knowledge base: {'built' if built else 'using'} {folder.name}")
     click.echo("Checking the model (training takes a few minutes the first time)...")
@@ -57,6 +62,8 @@ def demo() -> None:
             f"{supervisor_login}\n"
             f"  Review queue    http://{settings.host}:{settings.web_port}/desk/review"
             f"{editor_login}\n"
+            f"  Dashboard       http://{settings.host}:{settings.web_port}/desk/dashboard"
+            f"{supervisor_login}\n"
             f"  Rasa REST       {settings.rasa_url}/webhooks/rest/webhook\n"
             f"  Rasa HTTP API   {settings.rasa_url} (token: KEFU_RASA_TOKEN)\n"
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"

@@ -47,7 +47,7 @@ class Service:
 
 
 def kefu_services(settings: Settings, model: Path) -> list[Service]:
-    """The action server, Rasa (API on, token required), the web service and the scheduler.
+    """The action server, Rasa (API on, token required), the web service, the scheduler, QA.
 
     Secrets reach the servers by environment, never by command line (which `ps` shows) or
     by a URL that a log could record: Rasa runs through `rasa_addons.launch`, which reads
@@ -107,6 +107,12 @@ def kefu_services(settings: Settings, model: Path) -> list[Service]:
         Service(
             "followups",
             [python, "-m", "bot.cli.main", "followups", "serve"],
+            None,
+            pythonpath,
+        ),
+        Service(
+            "supervision",
+            [python, "-m", "bot.cli.main", "qa", "serve"],
             None,
             pythonpath,
         ),

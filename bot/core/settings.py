@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     demo_agent_password: str = Field(
         DEMO_AGENT_PASSWORD, description="Password of the seeded `demo-agent` desk login."
     )
+    demo_day: bool = Field(
+        True,
+        description="`kefu demo` loads a generated day of conversations (yesterday and today "
+        "so far, `kefu demo-day`) into a database that has none, so the supervisors' dashboard "
+        "is not empty; KEFU_DEMO_DAY=0 turns it off.",
+    )
     channel_state_url: str = Field(
         "",
         description="Channels' deduplication, option numbers and WeChat access token: "

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import CursorResult, Engine, select, update
 
 from bot.core.db import (
+    GENERATED,
     Handoff,
     HandoffMessage,
     KbFeedback,
@@ -138,8 +139,11 @@ def collect(engine: Engine, now: datetime | None = None) -> int:
         known = set(session.scalars(select(ReviewItem.source_key)))
         new: list[ReviewItem] = []
         misses = select(KbQuery).where(
-            KbQuery.outcome.in_((KbOutcome.no_answer, KbOutcome.suggested))
-            | (KbQuery.feedback == KbFeedback.not_solved)
+            (
+                KbQuery.outcome.in_((KbOutcome.no_answer, KbOutcome.suggested))
+                | (KbQuery.feedback == KbFeedback.not_solved)
+            ),
+            KbQuery.index_version != GENERATED,  # a generated day is not customers' material
         )
         for row in session.scalars(misses.order_by(KbQuery.id)):
             key = f"kb:{row.id}"
@@ -166,8 +170,8 @@ def collect(engine: Engine, now: datetime | None = None) -> int:
         conversations: dict[int, list[HandoffMessage]] = {}
         for message in session.scalars(replies.order_by(HandoffMessage.id)):
             key = f"handoff-msg:{message.id}"
-            if key in known or (message.source_key or "").startswith("packet:"):
-                continue  # packet copies repeat replies of an earlier handoff
+            if key in known or (message.source_key or "").startswith(("packet:", "gen:")):
+                continue  # packet copies repeat replies of an earlier handoff; generated rows
             answer = message.text.strip()
             if _DESK_NOTICE.search(answer) or is_trivial(answer):
                 continue

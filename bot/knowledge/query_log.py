@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from bot.core.db import KbFeedback, KbOutcome, KbQuery, session_factory
+from bot.core.db import GENERATED, KbFeedback, KbOutcome, KbQuery, session_factory
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,10 @@ class KbLog:
     def self_service(self, since: datetime | None = None) -> SelfServiceReport:
         """Counts questions by outcome and rejected answers, optionally since a time."""
         with self._sessions() as session:
-            query = select(KbQuery.outcome, KbQuery.feedback, func.count()).group_by(
-                KbQuery.outcome, KbQuery.feedback
+            query = (
+                select(KbQuery.outcome, KbQuery.feedback, func.count())
+                .where(KbQuery.index_version != GENERATED)  # real customers only
+                .group_by(KbQuery.outcome, KbQuery.feedback)
             )
             if since is not None:
                 query = query.where(KbQuery.created_at >= since)
@@ -116,7 +118,8 @@ class KbLog:
                     select(KbQuery)
                     .where(
                         (KbQuery.outcome != KbOutcome.answered)
-                        | (KbQuery.feedback == KbFeedback.not_solved)
+                        | (KbQuery.feedback == KbFeedback.not_solved),
+                        KbQuery.index_version != GENERATED,
                     )
                     .order_by(KbQuery.id.desc())
                     .limit(limit)

@@ -3,13 +3,14 @@
 `confirmation_letter` is pure: it renders a stored `ServiceRecord` (and its ticket) as a
 letter in the record's language (English for `en*`, Chinese otherwise). `send_letter` sends
 it with aiosmtplib as configured by the `KEFU_SMTP_*` settings; with `KEFU_SMTP_HOST`
-empty (local runs) it sends nothing and returns False.
+empty (local runs) it sends nothing and returns False. `send_mail` sends any email the same
+way: plain text, optionally an HTML alternative with inline images, and attachments.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -28,6 +29,19 @@ class ConfirmationLetter:
     to: str
     subject: str
     text: str
+
+
+@dataclass(frozen=True)
+class MailPart:
+    """A file sent with an email: attached, or shown in the HTML body when `cid` is set.
+
+    The HTML refers to an inline part as `<img src="cid:<cid>">`.
+    """
+
+    filename: str
+    content: bytes
+    mime_type: str
+    cid: str | None = None
 
 
 class MailError(RuntimeError):
@@ -253,11 +267,56 @@ async def send_letter(settings: Settings, letter: ConfirmationLetter) -> bool:
         return False
     if not is_valid_email(letter.to):
         raise MailError(f"Not a valid email address: {letter.to!r}.")
-    where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
         message = _message(settings, letter)
     except ValueError as error:
         raise MailError(f"Could not build the email to {letter.to}: {error}") from error
+    await _deliver(settings, message, letter.to, letter.subject)
+    return True
+
+
+async def send_mail(
+    settings: Settings,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[MailPart] = (),
+) -> bool:
+    """Sends an email to one address; False when `smtp_host` is empty (email is off).
+
+    `text` is the plain-text body; `html`, if given, the rich alternative, showing the
+    `attachments` that have a `cid` inline; the others are attached. Raises `MailError`
+    like `send_letter`.
+    """
+    if not settings.smtp_host:
+        return False
+    if not is_valid_email(to):
+        raise MailError(f"Not a valid email address: {to!r}.")
+    try:
+        message = _message(settings, ConfirmationLetter(to=to, subject=subject, text=text))
+        if html is not None:
+            message.add_alternative(html, subtype="html", charset="utf-8")
+            body = message.get_body(preferencelist=("html",))
+            if body is None:  # pragma: no cover - add_alternative just added it
+                raise ValueError("the HTML part is missing")
+            for part in (part for part in attachments if part.cid):
+                maintype, _, subtype = part.mime_type.partition("/")
+                body.add_related(
+                    part.content, maintype, subtype, cid=f"<{part.cid}>", filename=part.filename
+                )
+        for part in (part for part in attachments if html is None or not part.cid):
+            maintype, _, subtype = part.mime_type.partition("/")
+            message.add_attachment(part.content, maintype, subtype, filename=part.filename)
+    except ValueError as error:
+        raise MailError(f"Could not build the email to {to}: {error}") from error
+    await _deliver(settings, message, to, subject)
+    return True
+
+
+async def _deliver(settings: Settings, message: EmailMessage, to: str, subject: str) -> None:
+    """Hands `message` to the configured SMTP server (MailError on any failure)."""
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
         await aiosmtplib.send(
             message,
@@ -269,7 +328,4 @@ async def send_letter(settings: Settings, letter: ConfirmationLetter) -> bool:
             timeout=settings.smtp_timeout_seconds,
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise MailError(
-            f"Could not send {letter.subject!r} to {letter.to} via SMTP {where}: {error}"
-        ) from error
-    return True
+        raise MailError(f"Could not send {subject!r} to {to} via SMTP {where}: {error}") from error

@@ -37,6 +37,14 @@ def _add_business_time(
         day += timedelta(days=1)
 
 
+def next_open_moment(policy: ServicePolicy, moment: datetime) -> datetime:
+    """`moment` if the service team works then, else when it next starts work (UTC)."""
+    start = _as_utc(moment)
+    if policy.business_hours is None:
+        return start
+    return _add_business_time(policy.business_hours, policy.zone, start, timedelta(0))
+
+
 def due_at(policy: ServicePolicy, classification: Classification, created_at: datetime) -> datetime:
     """When the need must be handled (UTC): the complaint grade's window, else the tier's."""
     start = _as_utc(created_at)

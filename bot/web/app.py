@@ -21,7 +21,19 @@ from bot.handoff.service import DeskService
 from bot.web.deps import casework_of
 from bot.web.limits import BodyLimitMiddleware
 from bot.web.live import TicketWatcher
-from bot.web.routes import chat, console, handoffs, health, review, sessions, tickets
+from bot.web.routes import (
+    chat,
+    console,
+    conversations,
+    dashboard,
+    handoffs,
+    health,
+    quality,
+    reports,
+    review,
+    sessions,
+    tickets,
+)
 from kefu_shared.masking import install_log_masking
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -105,6 +117,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoffs.router)
     app.include_router(review.router)
     app.include_router(tickets.router)
+    app.include_router(dashboard.router)
+    app.include_router(conversations.router)
+    app.include_router(quality.router)
+    app.include_router(reports.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(
         "/vendor/webchat",

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 import uuid
 from typing import Any
 
 import httpx
+import socketio
+
+from bot.core.settings import Settings
 
 
 class Chat:
@@ -45,3 +51,35 @@ def web_chat_session(web_url: str, **body: Any) -> dict[str, Any]:
     response = httpx.post(f"{web_url}/chat/session", json=body, timeout=10)
     response.raise_for_status()
     return dict(response.json())
+
+
+class Customer:
+    """A web-chat customer over the real socket.io channel."""
+
+    def __init__(self, stack: Settings) -> None:
+        session = web_chat_session(f"http://{stack.host}:{stack.web_port}")
+        self.session_id, self.token = session["sender"], session["token"]
+        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.sio = socketio.Client(reconnection=False)
+        confirmed: queue.Queue[dict[str, str]] = queue.Queue()
+        self.sio.on("bot_uttered", self.replies.put)
+        self.sio.on("session_confirm", confirmed.put)
+        self.sio.connect(stack.rasa_url, socketio_path="/socket.io", transports=["polling"])
+        self.sio.emit("session_request", {"session_id": self.token})
+        assert confirmed.get(timeout=10)["sender"] == self.session_id
+
+    def close(self) -> None:
+        """Disconnects in the background (a polling disconnect waits for the next ping)."""
+        threading.Thread(target=self.sio.disconnect, daemon=True).start()
+
+    def say(self, text: str) -> None:
+        self.sio.emit("user_uttered", {"message": text, "session_id": self.token})
+
+    def hear(self, containing: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.replies.get(timeout=max(0.1, deadline - time.monotonic()))
+            buttons = reply.get("quick_replies") or reply.get("buttons") or []
+            said = [reply.get("text") or "", *(b.get("title") or "" for b in buttons)]
+            if any(containing in part for part in said):  # an answer or the buttons offered
+                return reply

@@ -41,6 +41,7 @@ from bot.core.db.models import (
     UtcDateTime,
 )
 from bot.core.db.quality import (
+    GENERATED,
     Conversation,
     ConversationMessage,
     QaFinding,
@@ -50,6 +51,7 @@ from bot.core.db.quality import (
 )
 
 __all__ = [
+    "GENERATED",
     "OPEN_HANDOFF_STATUSES",
     "Agent",
     "AgentRole",

@@ -719,7 +719,8 @@ class DeskAlert(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(160))
     kind: Mapped[str] = mapped_column(String(30))
-    """sla_at_risk, sla_breach, undeliverable, followup_overdue, followup_task, customer_message"""
+    """sla_at_risk, sla_breach, undeliverable, followup_overdue, followup_task, customer_message,
+    qa_red_card (`bot.supervision`)"""
     severity: Mapped[str] = mapped_column(String(10))
     """`info`, `warning` or `critical`."""
     ticket_id: Mapped[int | None] = mapped_column(

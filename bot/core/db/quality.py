@@ -26,6 +26,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.core.db.models import Base, UtcDateTime
 
+GENERATED = "generated"
+"""`conversations.source` and `kb_queries.index_version` of generated rows (`kefu demo-day`, the
+benchmark): reports show them, labelled; the knowledge editors' queues never take them."""
+
 
 class Conversation(Base):
     """One conversation of a customer with Kefu, from its first message until it went quiet.

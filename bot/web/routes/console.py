@@ -22,7 +22,8 @@ def console_page(request: Request, session: OptionalSession) -> Response:
     if session is None:
         return RedirectResponse("/desk/login", status.HTTP_303_SEE_OTHER)
     if session.agent.role not in CONSOLE_ROLES:
-        elsewhere = "/desk/tickets" if session.agent.role in TICKET_ROLES else "/desk/review"
+        # supervisors start on their dashboard; editors on the review queue
+        elsewhere = "/desk/dashboard" if session.agent.role in TICKET_ROLES else "/desk/review"
         return RedirectResponse(elsewhere, status.HTTP_303_SEE_OTHER)
     return desk_page(
         templates.TemplateResponse(

@@ -17,6 +17,7 @@
     suggested: "仅给出建议 Suggestions only",
     not_solved: "没解决 Did not solve it",
     agent_reply: "坐席回复 Agent reply",
+    frequent_problem: "常见问题 Frequent problem",
   };
   const STATUS = { approved: "已批准 Approved", merged: "已合并 Merged", rejected: "已拒绝 Rejected" };
 

@@ -22,7 +22,7 @@
     sla_at_risk: "SLA 即将超时 / at risk", sla_breach: "SLA 已超时 / breached", undeliverable: "无法送达 / undeliverable",
     followup_task: "二次回访 / follow-up task", followup_overdue: "回访逾期 / follow-up overdue",
     customer_info: "客户补充信息 / customer added information", customer_message: "客户留言 / customer message",
-    reopened: "客户重新打开 / reopened",
+    reopened: "客户重新打开 / reopened", qa_red_card: "质检红牌 / QA red card",
   };
   const SEVERITY = { info: "提示 Info", warning: "警告 Warning", critical: "严重 Critical" };
   const NOTICE = {
@@ -30,6 +30,7 @@
     csat: "满意度调查 CSAT question", csat_reminder: "满意度提醒 CSAT reminder", second_followup: "二次回访 Second follow-up",
     vip_checkin: "VIP 回访 VIP check-in", acknowledgement: "已收到 Acknowledgement", ticket_status: "进度答复 Status answer",
     sla_at_risk: "SLA 即将超时 SLA at risk", sla_breach: "SLA 已超时 SLA breached", followup_task: "回访任务 Follow-up task",
+    qa_red_card: "质检红牌 QA red card",
   };
   const NOTICE_STATUS = {
     pending: "待发送 Pending", sending: "发送中 Sending", sent: "已发送 Sent", undeliverable: "无法送达 Undeliverable",

@@ -17,10 +17,10 @@ from bot.core.settings import PROJECT_ROOT, get_settings
 from bot.editor.cross_validation import EvaluationSummary
 
 TOP_LEVEL = {
-    "agents", "bench", "channels", "customers", "db", "demo", "deploy", "deployments", "eval",
-    "followups",
-    "gate", "handoffs", "kb", "review", "rollback", "service", "sheet", "telegram", "tickets",
-    "train", "validate",
+    "agents", "bench", "channels", "customers", "db", "demo", "demo-day", "deploy", "deployments",
+    "eval", "followups",
+    "gate", "handoffs", "kb", "qa", "report", "review", "rollback", "service", "sheet", "telegram",
+    "tickets", "train", "validate",
 }  # fmt: skip
 OLD_NAMES = {
     ("evaluate",): ("eval", "model"),
@@ -56,11 +56,13 @@ def test_the_help_shows_one_vocabulary_and_hides_the_old_names() -> None:
     assert listed() == TOP_LEVEL
     assert listed("eval") == {"nlu", "model", "kb", "readers", "conversations"}
     assert listed("bench") == {
-        "chat", "handoff", "channels", "followups", "kb", "nlu", "nlu-split",
+        "chat", "handoff", "channels", "followups", "kb", "nlu", "nlu-split", "supervision",
     }  # fmt: skip
     assert listed("kb") == {"build", "search", "report"}
     assert listed("db") == {"upgrade", "seed"}
     assert listed("service") == {"check"}
+    assert listed("qa") == {"check", "run", "serve", "findings"}
+    assert listed("report") == {"daily", "weekly", "monthly"}
 
 
 @pytest.mark.parametrize("old", list(OLD_NAMES), ids=" ".join)

@@ -91,6 +91,14 @@ def test_the_followup_scheduler_runs_as_a_service(tmp_path: Path) -> None:
     assert followups.health_url is None
 
 
+def test_the_supervision_worker_runs_as_a_service(tmp_path: Path) -> None:
+    services = {s.name: s for s in kefu_services(Settings(var_dir=tmp_path), tmp_path / "m")}
+    supervision = services["supervision"]
+    assert supervision.command[1:] == ["-m", "bot.cli.main", "qa", "serve"]
+    assert supervision.health_url is None
+    assert supervision.env["PYTHONPATH"] == services["followups"].env["PYTHONPATH"]
+
+
 def test_a_service_without_health_url_is_ready_while_it_runs(tmp_path: Path) -> None:
     worker = Service("worker", [sys.executable, "-c", "import time; time.sleep(60)"], None)
     assert not worker.is_healthy()  # not started

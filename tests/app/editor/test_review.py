@@ -190,6 +190,7 @@ def test_groups_are_ranked_by_frequency_customers_then_recency(
         "suggested": 0,
         "not_solved": 0,
         "agent_reply": 2,
+        "frequent_problem": 0,
     }
     data = engraving.as_dict()
     assert data["count"] == 4 and data["questions"][0] == {"text": "商品可以刻字吗", "count": 2}

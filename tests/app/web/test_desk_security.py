@@ -156,15 +156,52 @@ RULES: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/desk/api/review/groups/{group_id}/merge"): EDITORS,
     ("POST", "/desk/api/review/groups/{group_id}/examples"): EDITORS,
     ("POST", "/desk/api/review/groups/{group_id}/reject"): EDITORS,
+    ("GET", "/desk/dashboard"): LEADS,
+    ("GET", "/desk/api/dashboard/live"): LEADS,
+    ("GET", "/desk/api/dashboard/day"): LEADS,
+    ("GET", "/desk/dashboard/charts/{name}.svg"): LEADS,
+    ("GET", "/desk/conversations"): DESK,
+    ("GET", "/desk/conversations/{pk}"): DESK,
+    ("GET", "/desk/api/conversations"): DESK,
+    ("GET", "/desk/api/conversations.csv"): DESK,
+    ("GET", "/desk/api/conversations/{pk}"): DESK,
+    ("GET", "/desk/quality"): DESK,
+    ("GET", "/desk/api/quality/findings"): DESK,
+    ("POST", "/desk/api/quality/findings/{finding_id}/appeal"): DESK,
+    ("POST", "/desk/api/quality/findings/{finding_id}/decision"): LEADS,
+    ("GET", "/desk/review-list"): ANY,
+    ("GET", "/desk/api/review-list"): ANY,
+    ("POST", "/desk/api/review-list"): LEADS,
+    ("PATCH", "/desk/api/review-list/{item_id}"): ANY,
+    ("GET", "/desk/reports/{kind}/{period}"): LEADS,
+    ("GET", "/desk/reports/{kind}/{period}/{path:path}"): LEADS,
 }
 """Who may use each route. A route the app gains without a rule here fails the tests."""
-PAGES = {"/desk", "/desk/review", "/desk/tickets", "/desk/tickets/{number}"}
+PAGES = {
+    "/desk",
+    "/desk/review",
+    "/desk/tickets",
+    "/desk/tickets/{number}",
+    "/desk/dashboard",
+    "/desk/conversations",
+    "/desk/conversations/{pk}",
+    "/desk/quality",
+    "/desk/review-list",
+    "/desk/reports/{kind}/{period}",
+}
 """Pages: without a session they redirect to the login form."""
 ELSEWHERE = {
     ("/desk", "editor"): "/desk/review",
-    ("/desk", "supervisor"): "/desk/tickets",
+    ("/desk", "supervisor"): "/desk/dashboard",
     ("/desk/tickets", "editor"): "/desk/review",
     ("/desk/tickets/{number}", "editor"): "/desk/review",
+    ("/desk/dashboard", "agent"): "/desk/quality",
+    ("/desk/dashboard", "editor"): "/desk/review",
+    ("/desk/conversations", "editor"): "/desk/review",
+    ("/desk/conversations/{pk}", "editor"): "/desk/review",
+    ("/desk/quality", "editor"): "/desk/review",
+    ("/desk/reports/{kind}/{period}", "agent"): "/desk/quality",
+    ("/desk/reports/{kind}/{period}", "editor"): "/desk/review",
 }
 """Pages that send a role without access on to its own page."""
 USERS = {"agent": "li.na", "editor": "editor", "supervisor": "lead", "admin": "boss"}
@@ -191,11 +228,11 @@ def test_every_route_has_a_role_rule(app: FastAPI) -> None:
 
 
 def _call(client: TestClient, method: str, path: str, csrf: str) -> tuple[int, str]:
-    url = re.sub(r"\{[a-z_]+\}", "999", path)
+    url = re.sub(r"\{[a-z_]+(:path)?\}", "999", path)
     if method == "GET":
         response = client.get(url)
     else:
-        response = client.post(url, json={}, headers={"X-CSRF-Token": csrf})
+        response = client.request(method, url, json={}, headers={"X-CSRF-Token": csrf})
     return response.status_code, response.headers.get("location", "")
 
 

@@ -103,7 +103,13 @@ def test_listing_and_collecting(app: FastAPI) -> None:
     )
     group = listing["groups"][0]  # the engraving questions: the most frequent
     assert group["count"] == 3 and group["customers"] == 3
-    assert group["sources"] == {"unanswered": 1, "suggested": 1, "not_solved": 0, "agent_reply": 1}
+    assert group["sources"] == {
+        "unanswered": 1,
+        "suggested": 1,
+        "not_solved": 0,
+        "agent_reply": 1,
+        "frequent_problem": 0,
+    }
     assert group["proposal"]["answer"] == ENGRAVE_ANSWER
     assert group["proposal"]["topic"] == "warranty_repair"  # the KB's best hit's topic
 

@@ -375,7 +375,7 @@ def test_the_pages(desk: Desk) -> None:
         assert "<b>x" not in refused.text
     lead, _ = signed_in(desk.app, "lead")
     assert 'id="followups"' in lead.get("/desk/tickets").text
-    assert lead.get("/desk").headers["location"] == "/desk/tickets"
+    assert lead.get("/desk").headers["location"] == "/desk/dashboard"
     assert lead.get(f"/desk/tickets/{desk.wangs}").status_code == 200
     editor, _ = signed_in(desk.app, "editor")
     assert editor.get("/desk/tickets").headers["location"] == "/desk/review"
