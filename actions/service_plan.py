@@ -14,6 +14,7 @@ from bot.flows.schema import FlowBook
 from bot.handoff.policy import HandoffPolicy, load_handoff_policy
 from bot.knowledge.index import knowledge_settings
 from bot.service.policy import ServicePolicy, load_policy
+from bot.service.records import NEED_NEXT_STEPS
 from bot.service.tickets import TicketStore
 from knowledge_index import Encoder, load_encoder
 
@@ -42,22 +43,8 @@ NEED_LABELS = {
     "information": ("说明情况", "an explanation"),
     "call_back": ("回电联系", "a call back"),
 }
-NEXT_STEPS = {
-    "refund": (
-        "售后专员核实后为您办理退款",
-        "An after-sales specialist will check and process your refund",
-    ),
-    "replacement": (
-        "售后专员核实后为您安排换货",
-        "An after-sales specialist will check and arrange a replacement",
-    ),
-    "repair": (
-        "售后专员为您安排检测维修",
-        "An after-sales specialist will arrange the inspection and repair",
-    ),
-    "information": ("专人查明情况后给您答复", "A specialist will look into it and get back to you"),
-    "call_back": ("专人按您方便的时间回电", "A specialist will call you back at the time you gave"),
-}
+NEXT_STEPS = NEED_NEXT_STEPS
+"""The next step the confirmation promises for the outcome the customer wants."""
 DEFAULT_NEXT_STEP = ("专人跟进处理", "A specialist will follow up")
 MAJOR_NEXT_STEP = (
     "投诉专员会联合相关部门（{departments}）处理。",

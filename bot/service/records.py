@@ -28,6 +28,25 @@ from bot.core.db.models import ComplaintGrade, ServiceRecord, UrgencyTier
 SPIN_FIELDS = ("situation", "problem", "implication", "need_payoff")
 """The SPIN questions; each may be declined by the customer (listed in `skipped`)."""
 
+NEED_NEXT_STEPS: dict[str, tuple[str, str]] = {
+    "refund": (
+        "售后专员核实后为您办理退款",
+        "An after-sales specialist will check and process your refund",
+    ),
+    "replacement": (
+        "售后专员核实后为您安排换货",
+        "An after-sales specialist will check and arrange a replacement",
+    ),
+    "repair": (
+        "售后专员为您安排检测维修",
+        "An after-sales specialist will arrange the inspection and repair",
+    ),
+    "information": ("专人查明情况后给您答复", "A specialist will look into it and get back to you"),
+    "call_back": ("专人按您方便的时间回电", "A specialist will call you back at the time you gave"),
+}
+"""What happens next for each outcome the customer wants (`need_payoff`), Chinese and English:
+the need confirmation promises it, the desk's packet suggests it."""
+
 PREFERENCE_KEYS = ("contact_channel", "contact_time", "language")
 """The keys of `RecordDraft.preferences` a complete record has."""
 

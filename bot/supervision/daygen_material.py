@@ -22,6 +22,7 @@ import yaml
 
 from bot.core.settings import PROJECT_ROOT
 from bot.handoff.canned import load_canned_replies
+from bot.service.records import NEED_NEXT_STEPS
 from knowledge_index.sources import load_entries
 
 LANGUAGES = ("zh", "en")
@@ -383,21 +384,7 @@ NEED_CHOICES = {
     "refund": ("退款", "Refund"), "replacement": ("换货", "Replacement"),
     "repair": ("维修", "Repair"), "information": ("说明情况", "An explanation"),
 }  # fmt: skip
-NEXT_STEPS = {
-    "refund": (
-        "售后专员核实后为您办理退款",
-        "An after-sales specialist will check and process your refund",
-    ),
-    "replacement": (
-        "售后专员核实后为您安排换货",
-        "An after-sales specialist will check and arrange a replacement",
-    ),
-    "repair": (
-        "售后专员为您安排检测维修",
-        "An after-sales specialist will arrange the inspection and repair",
-    ),
-    "information": ("专人查明情况后给您答复", "A specialist will look into it and get back to you"),
-}
+NEXT_STEPS = NEED_NEXT_STEPS
 TIER_LABELS = {"urgent": ("紧急", "urgent"), "normal": ("普通", "normal"),
                "consultation": ("咨询", "consultation")}  # fmt: skip
 GRADE_LABELS = {
