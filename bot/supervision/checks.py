@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.supervision.bot_replies import is_fallback
 from bot.supervision.facts import ConversationFacts, Message
 from bot.supervision.rules import (
     SUBJECT_BOT,
@@ -25,12 +26,8 @@ from bot.supervision.rules import (
     TransfersOver,
     WaitNotKept,
     WordsRule,
+    agent_subject,
 )
-
-FALLBACK_ACTIONS = frozenset(
-    {"action_fallback", "action_default_fallback", "utter_ask_rephrase", "utter_default"}
-)
-"""Bot actions that say the bot did not understand (evidence of `bot_fallbacks_over`)."""
 
 RATING_NOTICES = frozenset({"csat", "csat_reminder"})
 """System messages (the scheduler's notices, by kind) that ask for a rating."""
@@ -96,14 +93,26 @@ def _words(found: Sequence[str]) -> str:
     return "、".join(found)
 
 
+def _turn_of(message: Message) -> str | None:
+    """Whose turn a staff message is: its subject, or the agent a desk notice speaks for.
+
+    A notice in an agent's name ("客服 X 已接入", a transfer) makes it that agent's turn: the
+    customer now talks to them.
+    """
+    if message.subject_key is not None:
+        return message.subject_key
+    if message.role == "system" and message.author:
+        return agent_subject(message.author)
+    return None
+
+
 def _last_speaker_before(facts: ConversationFacts, message: Message) -> str | None:
-    """Who of the bot and the agents wrote last before `message`."""
+    """Who of the bot and the agents the customer was talking to just before `message`."""
     speaker = None
     for other in facts.messages:
         if other is message:
             break
-        if other.subject_key is not None:
-            speaker = other.subject_key
+        speaker = _turn_of(other) or speaker
     return speaker
 
 
@@ -217,8 +226,8 @@ def customer_repeats(rule: WordsRule, facts: ConversationFacts, subject: str) ->
     hits = []
     speaker: str | None = None
     for message in facts.messages:
-        if message.subject_key is not None:
-            speaker = message.subject_key
+        if (turn := _turn_of(message)) is not None:
+            speaker = turn
         elif message.role == "customer" and speaker == subject:
             found = rule.matcher.find(message.normal)
             if found:
@@ -391,7 +400,7 @@ def bot_fallbacks_over(rule: BotFallbacksOver, facts: ConversationFacts, subject
     """The bot fell back more than `max` times (evidence: the fallback over the limit)."""
     if subject != SUBJECT_BOT or facts.fallbacks <= rule.max:
         return []
-    fallbacks = [m for m in facts.of(SUBJECT_BOT) if m.action in FALLBACK_ACTIONS]
+    fallbacks = [m for m in facts.of(SUBJECT_BOT) if is_fallback(None, m.action)]
     evidence = fallbacks[rule.max].id if len(fallbacks) > rule.max else None
     return [
         Hit(

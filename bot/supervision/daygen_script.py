@@ -21,14 +21,10 @@ from bot.service.classification import Classification
 from bot.service.policy import ServicePolicy
 from bot.service.sla import due_at, format_due
 from bot.supervision import daygen_material as m
+from bot.supervision.bot_replies import FALLBACK_RESPONSES
 from bot.supervision.daygen_material import KbItem, Material
 
 ORDER_NUMBER = re.compile(r"KF\d{12}")
-FALLBACK_RESPONSES = frozenset(
-    {"utter_ask_rephrase", "utter_default", "utter_kb_clarify", "utter_out_of_scope",
-     "utter_offer_human", "utter_unsupported_input"}
-)  # fmt: skip
-"""Replies that count as a fallback (as `bot.supervision.recording` counts them)."""
 GREETING_INTENTS = frozenset({"greet", "affirm", "deny", "thank", "goodbye", "wait"})
 LAPSES = {
     "no_greeting": 0.06,

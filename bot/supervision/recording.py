@@ -21,7 +21,7 @@ What becomes what:
   rating question of a resolve: `metadata.kefu.agent` with `message_id` null) are system
   messages authored by that agent: QA judges what agents typed, and the first response is
   the first typed reply, not the automatic "joined" line. Fallback replies
-  (`FALLBACK_RESPONSES`, `FALLBACK_ACTIONS`) count in `fallbacks`, knowledge-base answers in
+  (`bot.supervision.bot_replies`) count in `fallbacks`, knowledge-base answers in
   `kb_answers`.
 - a `pause` event or the `action_handoff` action marks the handoff as requested.
 
@@ -63,29 +63,18 @@ from bot.core.db import (
 )
 from bot.handoff.broker import BATCH_SIZE, BrokerEvent, EventSource
 from bot.service.policy import ServicePolicy
+from bot.supervision.bot_replies import (
+    FAILING,
+    HANDOFF_ACTIONS,
+    KB_ANSWER_RESPONSES,
+    NOT_SOLVED_RESPONSES,
+    is_fallback,
+)
 
 logger = logging.getLogger(__name__)
 
 CONSUMER_NAME = "supervision"
 
-FALLBACK_RESPONSES = frozenset(
-    {
-        "utter_ask_rephrase",  # action_fallback: did not understand
-        "utter_default",  # Rasa's action_default_fallback
-        "utter_kb_clarify",  # the knowledge base had no answer: "tell me more"
-        "utter_out_of_scope",  # no answer for an out-of-scope question
-        "utter_offer_human",  # still no answer: a person is offered
-        "utter_unsupported_input",  # a sticker, an image, another language
-    }
-)
-"""Responses by which the bot says it did not understand or has no answer."""
-FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
-"""Rasa's own fallback actions (a reply of theirs without a response name is a fallback)."""
-NOT_SOLVED_RESPONSES = frozenset({"utter_kb_not_solved"})
-"""The bot's reply to "this did not solve it"."""
-_FAILING = FALLBACK_RESPONSES | FALLBACK_ACTIONS | NOT_SOLVED_RESPONSES
-KB_ANSWER_RESPONSES = frozenset({"utter_kb_answer"})
-HANDOFF_ACTIONS = frozenset({"action_handoff"})
 SMALL_TALK_INTENTS = frozenset(
     {
         "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "punctuation",
@@ -506,13 +495,6 @@ class ConversationRecorder:
             return True
 
 
-def is_fallback(utter_action: str | None, action: str | None) -> bool:
-    """The bot reply said it did not understand or had no answer."""
-    if utter_action is not None:
-        return utter_action in FALLBACK_RESPONSES
-    return action in FALLBACK_ACTIONS or action in FALLBACK_RESPONSES
-
-
 def _new_conversation(event: _Event) -> Conversation:
     return Conversation(
         conversation_id=event.sender,
@@ -588,7 +570,7 @@ def _finish(session: Session, conversation: Conversation, now: datetime) -> None
         )
     )
     not_solved = bool(rejected) or any(a in NOT_SOLVED_RESPONSES for a in actions)
-    failed = bool(actions) and actions[-1] in _FAILING
+    failed = bool(actions) and actions[-1] in FAILING
     conversation.outcome = outcome_of(conversation, not_solved=not_solved, ended_failing=failed)
 
 

@@ -45,7 +45,8 @@ T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 """10:00 in Shanghai."""
 
 Line = tuple[float, str, str]
-"""(seconds after T0, `customer` | `bot` | `system` | `agent:<username>`, text)."""
+"""(seconds after T0, `customer` | `bot` | `system` | `system:<username>` | `agent:<username>`,
+text)."""
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,8 @@ def policy() -> ServicePolicy:
 def _role(who: str) -> tuple[str, str | None]:
     if who.startswith("agent:"):
         return "agent", who.removeprefix("agent:")
+    if who.startswith("system:"):  # a desk notice in an agent's name ("客服 X 已接入")
+        return "system", who.removeprefix("system:")
     return who, None
 
 
@@ -195,6 +198,14 @@ def test_customer_repeats_is_charged_to_whoever_spoke_before(rules: QaRules) -> 
         (5, "customer", "KF202611200001"),
     ]
     assert findings_of(rules, make_facts(calm), "customer_repeats") == {}
+    joined = [
+        (0, "customer", "转人工"),
+        (1, "bot", "已为您转接人工客服，无需重复描述"),
+        (30, "system:li.na", "客服 李娜 已接入，正在查看您的问题，请稍候。"),
+        (40, "customer", "充电座指示灯不亮，我刚说过了"),
+    ]
+    claimed = make_facts(joined, handoff_agent="li.na")  # she claimed it; the desk said so
+    assert set(findings_of(rules, claimed, "customer_repeats")) == {"agent:li.na"}
 
 
 def test_slow_reply_without_apology(rules: QaRules) -> None:
@@ -328,10 +339,10 @@ def test_bot_fallbacks_and_kb_rejections(rules: QaRules) -> None:
     ]
     many = make_facts(
         lines,
-        fallbacks=3,
-        action_2="action_fallback",
-        action_4="action_fallback",
-        action_6="utter_ask_rephrase",
+        fallbacks=3,  # stored as the recorder stores them: the response name first
+        action_2="utter_ask_rephrase",
+        action_4="utter_default",
+        action_6="utter_kb_clarify",
     )
     [finding] = [f for f in run_checks(rules.enabled, many) if f.rule.id == "bot_fallbacks"]
     assert finding.message_id == 6
