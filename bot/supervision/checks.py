@@ -158,12 +158,15 @@ def first_response_over(
 
 
 def sla_missed(rule: RuleBase, facts: ConversationFacts, subject: str) -> list[Hit]:
-    """The ticket's first response was late, or is missing past its due time."""
+    """The ticket's first response was late, or is missing past its due time.
+
+    About the agent who took the conversation. A ticket the bot opened and the desk answered
+    late elsewhere is not the bot's conduct in this conversation: the SLA figures of the
+    reports count it, not QA.
+    """
     due = facts.response_due_at
-    if due is None:
-        return []
-    responsible = f"agent:{facts.agents[0]}" if facts.agents else SUBJECT_BOT
-    if subject != responsible:
+    owner = facts.agents[0] if facts.agents else facts.handoff_agent
+    if due is None or owner is None or subject != agent_subject(owner):
         return []
     answered = facts.first_responded_at
     if answered is not None:

@@ -187,7 +187,7 @@ class FirstResponseOver(RuleBase):
 class SlaMissed(RuleBase):
     """The linked ticket's first response came after its response due time (or never came)."""
 
-    SUBJECTS: ClassVar[frozenset[str]] = frozenset({"agent", "both"})
+    SUBJECTS: ClassVar[frozenset[str]] = frozenset({"agent"})
     check: Literal["sla_missed"]
 
 

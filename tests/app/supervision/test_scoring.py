@@ -134,11 +134,15 @@ def test_sla_missed_late_answer_or_none_past_due(rules: QaRules) -> None:
     assert set(findings_of(rules, late, "sla_missed")) == {"agent:li.na"}
     on_time = make_facts(AGENT_OPENING, response_due_at=due, first_responded_at=T0)
     assert findings_of(rules, on_time, "sla_missed") == {}
-    bot_only = [(0, "customer", "我要投诉"), (1, "bot", "已为您登记工单 TK202612060001")]
-    pending = make_facts(bot_only, response_due_at=due, checked_at=due + timedelta(minutes=1))
-    assert set(findings_of(rules, pending, "sla_missed")) == {"bot"}
-    not_yet = make_facts(bot_only, response_due_at=due, checked_at=due - timedelta(minutes=1))
+    waiting = [(0, "customer", "转人工"), (1, "bot", "正在为您转接人工客服")]
+    claimed = {"handoff_agent": "li.na", "response_due_at": due}
+    pending = make_facts(waiting, checked_at=due + timedelta(minutes=1), **claimed)
+    assert set(findings_of(rules, pending, "sla_missed")) == {"agent:li.na"}
+    not_yet = make_facts(waiting, checked_at=due - timedelta(minutes=1), **claimed)
     assert findings_of(rules, not_yet, "sla_missed") == {}
+    bot_only = [(0, "customer", "我要投诉"), (1, "bot", "已为您登记工单 TK202612060001")]
+    desk_late = make_facts(bot_only, response_due_at=due, checked_at=due + timedelta(hours=5))
+    assert findings_of(rules, desk_late, "sla_missed") == {}  # the reports' SLA, not the bot
 
 
 def test_no_greeting(rules: QaRules) -> None:
