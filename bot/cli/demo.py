@@ -51,7 +51,9 @@ def demo() -> None:
     # Ctrl-C and SIGTERM both stop every child, even when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    click.echo("Starting Rasa, the action server, the web chat and the follow-up scheduler...")
+    click.echo(
+        "Starting Rasa, the action server, the web chat, the follow-up scheduler and QA..."
+    )
     try:
         group.start()
         click.echo(
@@ -69,6 +71,8 @@ def demo() -> None:
             f"  Action server   http://{settings.host}:{settings.actions_port}/health\n"
             "  Follow-ups      scheduler running (progress notices, results, satisfaction,\n"
             "                  SLA alerts); see them with: kefu followups list\n"
+            "  Quality (QA)    every ended conversation scored, red cards alerted, the daily\n"
+            "                  report each morning; see: kefu qa findings, kefu report daily\n"
             f"  Logs            {settings.var_dir / 'logs'}"
         )
         for name, enabled, detail in channel_status(settings):
