@@ -51,9 +51,7 @@ def demo() -> None:
     # Ctrl-C and SIGTERM both stop every child, even when started with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    click.echo(
-        "Starting Rasa, the action server, the web chat, the follow-up scheduler and QA..."
-    )
+    click.echo("Starting Rasa, the action server, the web chat, the follow-up scheduler and QA...")
     try:
         group.start()
         click.echo(
