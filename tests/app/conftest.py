@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
 from rasa_sdk import Tracker
 from sqlalchemy import Engine
 
+from bot.bench.common import free_port
 from bot.core.db import (
     ComplaintGrade,
     KbFeedback,
@@ -31,6 +33,7 @@ from bot.handoff.store import HandoffStore, NewMessage
 from bot.knowledge.query_log import KbLog
 from bot.service.orders import seed_demo_orders
 from bot.service.records import RecordDraft
+from tests.app.followups.support import Inbox
 
 
 @pytest.fixture
@@ -278,3 +281,14 @@ PRODUCTION: dict[str, Any] = {
     "rest_token": "t" * 32,
 }
 """Keyword arguments of `Settings` that production accepts (every secret set)."""
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; `inbox.port` is its port."""
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    yield box
+    controller.stop()

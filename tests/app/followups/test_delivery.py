@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select, update
 
-from bot.bench.common import free_port
 from bot.core.db import (
     AgentRole,
     DeskAlert,
@@ -34,6 +29,7 @@ from tests.app.followups.support import (
     DAY_10AM,
     SHANGHAI,
     FakeRasa,
+    Inbox,
     add_agent,
     add_notice,
     add_ticket,
@@ -43,31 +39,6 @@ from tests.app.followups.support import (
 
 def make_deliverer(settings: Settings, engine: Engine, policy: ServicePolicy) -> Deliverer:
     return Deliverer(settings, engine, policy, RasaClient.from_settings(settings), worker_id="test")
-
-
-class Inbox:
-    """aiosmtpd handler keeping (recipients, message)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        import email
-        import email.policy
-
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
-    yield box
-    controller.stop()
 
 
 async def test_a_notice_reaches_the_conversation_once_with_its_slots_and_marker(

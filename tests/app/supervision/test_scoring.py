@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, func, insert, select
 
-from bot.bench.common import free_port
 from bot.casework import CaseWork
 from bot.core.db import (
     Agent,
@@ -39,6 +36,7 @@ from bot.supervision.checks import run_checks
 from bot.supervision.facts import ConversationFacts, Message, load_facts
 from bot.supervision.rules import QaRules, load_qa_rules
 from bot.supervision.scoring import Inspector, ScoreReport, judge
+from tests.app.followups.support import Inbox, add_agent
 from tests.app.postgres import postgres_server, postgres_url  # noqa: F401
 
 T0 = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
@@ -379,31 +377,6 @@ def test_a_good_agent_conversation_scores_100(rules: QaRules) -> None:
 
 
 # ---------------------------------------------------------------- the database
-def add_agent(
-    engine: Engine,
-    username: str,
-    role: AgentRole = AgentRole.agent,
-    *,
-    email: str | None = None,
-    supervisor_id: int | None = None,
-) -> int:
-    """An agent row; its id."""
-    with session_factory(engine).begin() as session:
-        agent = Agent(
-            username=username,
-            display_name=username.title(),
-            role=role,
-            password_hash="x",
-            active=True,
-            created_at=T0,
-            email=email,
-            supervisor_id=supervisor_id,
-        )
-        session.add(agent)
-        session.flush()
-        return agent.id
-
-
 def add_conversation(
     engine: Engine, lines: Sequence[Line], *, ended: bool = True, **values: Any
 ) -> int:
@@ -597,29 +570,6 @@ def test_facts_load_ticket_handoff_and_kb_feedback_in_batches(engine: Engine) ->
 
 
 # ---------------------------------------------------------------- delivery and the desk
-class Inbox:
-    """aiosmtpd handler keeping (recipients, message)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        import email
-        import email.policy
-
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
-    yield box
-    controller.stop()
 
 
 def test_the_red_card_email_reaches_the_supervisor_without_a_ticket(
