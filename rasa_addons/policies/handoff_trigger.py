@@ -280,8 +280,12 @@ def is_negative(text: str, words: Words, negations: Words) -> bool:
 
 
 def _session_events(tracker: DialogueStateTracker) -> list[Event]:
-    """The events since the latest session start or restart."""
-    events = list(tracker.events)
+    """The events since the latest session start or restart.
+
+    The policies see a recent window of a long conversation (`rasa_addons.turn_speed`); its
+    `full_tracker` is the whole session.
+    """
+    events = list(getattr(tracker, "full_tracker", tracker).events)
     for index in range(len(events) - 1, -1, -1):
         if isinstance(events[index], SessionStarted | Restarted):
             return events[index + 1 :]
@@ -377,7 +381,8 @@ class HandoffTriggerPolicy(Policy):
 
     def _answering_customer(self, tracker: DialogueStateTracker, events: list[Event]) -> bool:
         """Right after a customer message: no action ran since, not paused, not a command."""
-        if tracker.is_paused() or tracker.latest_action_name != ACTION_LISTEN_NAME:
+        paused = getattr(tracker, "full_tracker", tracker).is_paused()
+        if paused or tracker.latest_action_name != ACTION_LISTEN_NAME:
             return False
         latest = next((e for e in reversed(events) if isinstance(e, _OF_INTEREST)), None)
         return (
