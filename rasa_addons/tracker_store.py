@@ -13,6 +13,7 @@ every turn. `IncrementalSQLTrackerStore` keeps the same tables and the same beha
   new session, or a cache over its limits is read afresh from the database.
 - **`save` writes the new events** (those after the ones it read) in one transaction, off the
   event loop, without reading the conversation again.
+- **A new model** (a deploy sets a new domain) empties the memory: trackers hold slots.
 - **The event broker gets them in the background**: an SQL broker in one transaction per
   batch from a worker thread, in order; other brokers (RabbitMQ, Kafka) publish without
   blocking already. Events still queued when the process exits are written at exit.
@@ -83,6 +84,16 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
         self._cache_trackers = int(cache_trackers)
         self._cache_events = int(cache_events)
         self._publisher = _BackgroundPublisher(event_broker) if event_broker else None
+
+    @property
+    def domain(self) -> Domain:
+        """The model's domain; a new one (a deployed model) empties the memory."""
+        return self._domain
+
+    @domain.setter
+    def domain(self, domain: Domain | None) -> None:
+        self._domain = domain or Domain.empty()
+        self._known = OrderedDict()  # trackers hold the old domain's slots
 
     # ------------------------------------------------------------ reading
 

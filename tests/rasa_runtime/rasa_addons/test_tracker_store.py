@@ -157,3 +157,13 @@ async def test_memory_is_bounded(tmp_path: Path) -> None:
     for sender in ("a", "b", "c"):
         await small.retrieve(sender)
     assert list(small._known) == ["b", "c"]  # 5 events each
+
+
+async def test_a_new_domain_empties_the_memory(tmp_path: Path) -> None:
+    incremental = store(tmp_path / "tracker.db")
+    await chat(incremental, "c1", "one", 100.0)
+    assert list(incremental._known) == ["c1"]
+    incremental.domain = DOMAIN.merge(Domain.from_yaml("version: '3.1'\nintents: [bye]"))
+    assert not incremental._known
+    tracker = await incremental.retrieve("c1")
+    assert tracker is not None and len(tracker.events) == 5
