@@ -4,7 +4,8 @@
 model with in-memory stores and the running action server, installs `rasa_addons.turn_speed`,
 and holds long conversations. At every prediction it also asks the policies with the whole
 tracker (Rasa's own `_predict_next_with_tracker`) and records where the two differ. Writes
-`{"predictions", "windowed", "mismatches"}` to OUT.json (run by test_turn_window.py).
+`{"predictions", "windowed", "mismatches", "ted"}` to OUT.json ("ted": how often TED was
+skipped or run; run by test_turn_window.py).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ async def run(model: str, action_url: str, token: str, turns: int) -> dict[str, 
     for sender, texts in conversations.items():
         for text in texts:
             await agent.handle_text(text, sender_id=sender)
+    found["ted"] = dict(turn_speed.TED_SKIPS)
     return found
 
 
