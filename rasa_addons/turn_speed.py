@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -195,6 +196,7 @@ def _predict_on_recent_window() -> None:
 
     original = MessageProcessor._predict_next_with_tracker
 
+    @functools.wraps(original)
     def _predict_next_with_tracker(
         self: MessageProcessor, tracker: DialogueStateTracker
     ) -> PolicyPrediction:
@@ -223,6 +225,8 @@ def _skip_ted_when_decided() -> None:
     def deciding(policy: type[Policy]) -> None:
         original = policy.predict_action_probabilities
 
+        # `wraps`: Rasa's graph validation reads the type hints of a component's methods
+        @functools.wraps(original)
         def predict_action_probabilities(
             self: Policy, *args: Any, **kwargs: Any
         ) -> PolicyPrediction:
@@ -238,6 +242,7 @@ def _skip_ted_when_decided() -> None:
     deciding(RulePolicy)
     original_ted = TEDPolicy.predict_action_probabilities
 
+    @functools.wraps(original_ted)
     def predict_action_probabilities(
         self: TEDPolicy, tracker: DialogueStateTracker, domain: Any, *args: Any, **kwargs: Any
     ) -> PolicyPrediction:
