@@ -86,9 +86,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     quiet_http_clients()
     from rasa.__main__ import main as rasa_main
 
-    from rasa_addons import turn_speed
+    from rasa_addons import resilience, turn_speed
 
     turn_speed.install()
+    resilience.install()
 
     sys.argv = ["rasa", *arguments]
     rasa_main()

@@ -27,6 +27,14 @@ UNKNOWN_MENU_ITEM = (
     "抱歉，这个菜单项暂时不可用，请直接输入您的问题。\n"
     "Sorry, that menu item isn't available: please type your question."
 )
+SYSTEM_BUSY = {
+    "zh": "抱歉，系统正忙，刚才这条消息没能及时处理。您写的内容都已记下：可以稍后再发一次，"
+    "也可以直接留言，或回复“转人工”请人工客服联系您。",
+    "en": "Sorry, our system is busy and couldn't handle your message just now. What you wrote "
+    "is kept: try again in a moment, leave a message, or reply “talk to a human” and a person "
+    "will get back to you.",
+}
+"""The reply when the bot failed on a message (the domain's `utter_system_busy`, as text)."""
 
 _BOUNDARIES: tuple[re.Pattern[str], ...] = (
     re.compile(r"\n\s*\n"),  # paragraphs

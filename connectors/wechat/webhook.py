@@ -1,11 +1,15 @@
 """What the WeChat webhook does with a request, without a web framework.
 
 `WeChatWebhook.receive(query, body)` verifies and parses the request (`WeChatCodec`),
-drops WeChat's retries (`ChannelState.claim`), routes the message (text and recognised
-voice to the bot, menu clicks through the menu table, subscriptions as `/greet`, other
-media a fixed reply) and applies the 5-second rule: the bot's answer goes back in the
-HTTP reply when it is ready within `passive_reply_seconds`; otherwise WeChat gets
-`success` at once and the answer follows through the customer-service message API.
+drops WeChat's retries (`ChannelState.claim`; a retry whose original was never answered,
+because the process that took it died, is handled once: `LOST_AFTER_SECONDS`), routes
+the message (text and recognised voice to the bot, menu clicks through the menu table,
+subscriptions as `/greet`, other media a fixed reply) and applies the 5-second rule: the
+bot's answer goes back in the HTTP reply when it is ready within `passive_reply_seconds`;
+otherwise WeChat gets `success` at once and the answer follows through the
+customer-service message API. When the bot fails on a message without having said
+anything, the customer gets the system-busy apology (in the message's language) the same
+way, never silence.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 
-from connectors.channel_state import ChannelState
+from connectors.channel_state import DAY_SECONDS, ChannelState
 from connectors.logs import mask_user_id
 from connectors.messages import is_valid_sender_id, namespaced_sender, prepare_text
 from connectors.wechat.protocol import (
@@ -31,6 +35,7 @@ from connectors.wechat.protocol import (
 )
 from connectors.wechat.sending import ReplyWindow, WeChatOutput, options_key
 from connectors.wechat.text import (
+    SYSTEM_BUSY,
     UNHEARD_VOICE,
     UNKNOWN_MENU_ITEM,
     UNSUPPORTED_MESSAGE,
@@ -39,12 +44,26 @@ from connectors.wechat.text import (
     join_messages,
     split_text,
 )
+from rasa_addons.nlu.language import detect_language
 
 logger = logging.getLogger(__name__)
 
 GREET = "/greet"
 """What a new follower is taken to have said: the bot's own greeting answers."""
 SUBSCRIBE_EVENTS = frozenset({"subscribe", "subscribe_scan"})
+LOST_AFTER_SECONDS = 6.0
+"""A copy of a message this old (by its CreateTime) whose original was never answered was lost.
+
+WeChat retries after 5 s without an answer. A live process answers within
+`passive_reply_seconds` (under 5 s) and marks the message answered first, so a copy this old
+without the mark means the process that took the original died (a crashed or killed Rasa
+instance): the copy is handled, once. Younger copies are plain duplicates.
+"""
+
+
+def system_busy(text: str) -> str:
+    """The apology for a message the bot failed on, in the message's language (else Chinese)."""
+    return SYSTEM_BUSY[detect_language(text) or "zh"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,10 @@ class BotTurn:
 
     text: str
     metadata: dict[str, Any] | None = None
+
+
+def _answered_key(message: InboundMessage) -> str:
+    return f"{message.dedup_key}:answered"
 
 
 class WeChatWebhook:
@@ -116,7 +139,7 @@ class WeChatWebhook:
             return await self._handle(message, query, deadline)
         except Exception:  # WeChat shows customers an error page for anything but 200
             logger.exception("wechat_error user=%s", mask_user_id(message.source))
-            return SUCCESS
+            return self._apology(message, query)
 
     async def _handle(
         self, message: InboundMessage, query: Mapping[str, str], deadline: float
@@ -125,8 +148,10 @@ class WeChatWebhook:
             return WebhookReply(400, "FromUserName is not a valid openid.")
         user = mask_user_id(message.source)
         if not await self._claim(message.dedup_key):
-            logger.info("wechat_duplicate user=%s type=%s", user, message.msg_type)
-            return SUCCESS
+            if not await self._original_was_lost(message):
+                logger.info("wechat_duplicate user=%s type=%s", user, message.msg_type)
+                return SUCCESS
+            logger.warning("wechat_retry_of_lost_message user=%s", user)
         route = await self._route(message)
         logger.info(
             "wechat_message user=%s type=%s event=%s route=%s",
@@ -139,7 +164,30 @@ class WeChatWebhook:
             return SUCCESS
         if isinstance(route, str):
             return self._passive(message, route, query)
-        return await self._ask_bot(message, route, query, deadline)
+        try:
+            reply = await self._ask_bot(message, route, query, deadline)
+        except asyncio.CancelledError:  # WeChat went away; this process still pushes the answer
+            self._spawn(self._mark_answered(message))
+            raise
+        await self._mark_answered(message)
+        return reply
+
+    async def _original_was_lost(self, message: InboundMessage) -> bool:
+        """Whether this copy's original was taken but never answered (see LOST_AFTER_SECONDS)."""
+        if self.codec.clock() - message.create_time < LOST_AFTER_SECONDS:
+            return False
+        try:
+            answered = await asyncio.to_thread(self.state.get, _answered_key(message))
+        except Exception:
+            logger.exception("wechat_dedup_unavailable")
+            return False
+        return answered is None and await self._claim(f"{message.dedup_key}:retry")
+
+    async def _mark_answered(self, message: InboundMessage) -> None:
+        try:
+            await asyncio.to_thread(self.state.set, _answered_key(message), "1", DAY_SECONDS)
+        except Exception:
+            logger.exception("wechat_dedup_unavailable")
 
     async def _claim(self, key: str) -> bool:
         """True the first time `key` is seen (also True when the state store fails)."""
@@ -172,15 +220,32 @@ class WeChatWebhook:
         """The payload a numeric reply picks from the options last sent (then forgotten)."""
         if chosen_number(text) is None:
             return None
-        stored = await asyncio.to_thread(self.state.get, options_key(openid))
+        try:
+            stored = await asyncio.to_thread(self.state.get, options_key(openid))
+        except Exception:  # the state store is down: the number reaches the bot as text
+            logger.exception("wechat_options_unavailable user=%s", mask_user_id(openid))
+            return None
         try:
             payloads = json.loads(stored) if stored else []
         except ValueError:
             payloads = []
         payload = chosen_payload(text, [str(p) for p in payloads])
         if payload is not None:
-            await asyncio.to_thread(self.state.delete, options_key(openid))
+            try:
+                await asyncio.to_thread(self.state.delete, options_key(openid))
+            except Exception:
+                logger.exception("wechat_options_unavailable user=%s", mask_user_id(openid))
         return payload
+
+    def _apology(self, message: InboundMessage, query: Mapping[str, str]) -> WebhookReply:
+        """The system-busy apology as the passive reply to a message (`success` for events)."""
+        if message.msg_type not in ("text", "voice"):
+            return SUCCESS
+        try:
+            return self._passive(message, system_busy(message.content), query)
+        except Exception:
+            logger.exception("wechat_apology_failed user=%s", mask_user_id(message.source))
+            return SUCCESS
 
     def _passive(
         self, message: InboundMessage, text: str, query: Mapping[str, str]
@@ -208,11 +273,12 @@ class WeChatWebhook:
             metadata=turn.metadata,
         )
         started = time.monotonic()
+        failed = False
         task = asyncio.ensure_future(self.on_new_message(user_message))
         try:
             await asyncio.wait_for(asyncio.shield(task), max(deadline - time.monotonic(), 0))
         except asyncio.TimeoutError:
-            self._spawn(self._push_when_done(task, window, openid))
+            self._spawn(self._push_when_done(task, window, openid, turn.text))
             logger.info(
                 "wechat_reply user=%s mode=deferred elapsed_ms=%d",
                 mask_user_id(openid),
@@ -220,11 +286,15 @@ class WeChatWebhook:
             )
             return SUCCESS
         except asyncio.CancelledError:  # the request was dropped: the answer still goes out
-            self._spawn(self._push_when_done(task, window, openid))
+            self._spawn(self._push_when_done(task, window, openid, turn.text))
             raise
         except Exception:
+            failed = True
             logger.exception("wechat_bot_failed user=%s", mask_user_id(openid))
-        parts = split_text(join_messages(window.close()))
+        said = window.close()
+        if failed and not said:
+            said = [system_busy(turn.text)]
+        parts = split_text(join_messages(said))
         logger.info(
             "wechat_reply user=%s mode=passive parts=%d elapsed_ms=%d",
             mask_user_id(openid),
@@ -238,14 +308,19 @@ class WeChatWebhook:
         return self._passive(message, parts[0], query)
 
     async def _push_when_done(
-        self, task: asyncio.Future[Any], window: ReplyWindow, openid: str
+        self, task: asyncio.Future[Any], window: ReplyWindow, openid: str, asked: str
     ) -> None:
-        """Waits for the bot, then pushes what it said through the API."""
+        """Waits for the bot, then pushes what it said (or the apology if it failed)."""
+        failed = False
         try:
             await task
         except Exception:
+            failed = True
             logger.exception("wechat_bot_failed user=%s", mask_user_id(openid))
-        text = join_messages(window.close())
+        said = window.close()
+        if failed and not said:
+            said = [system_busy(asked)]
+        text = join_messages(said)
         if text:
             await window.push(openid, [text])
 

@@ -16,6 +16,7 @@ from connectors.wechat.channel import WeChatInput, WeChatSettings
 from connectors.wechat.text import (
     MAX_TEXT_BYTES,
     OPTIONS_HINT,
+    SYSTEM_BUSY,
     UNHEARD_VOICE,
     UNKNOWN_MENU_ITEM,
     UNSUPPORTED_MESSAGE,
@@ -187,9 +188,10 @@ async def test_no_answer_is_success(make: Make, bot: FakeBot) -> None:
     assert await post(make(), user().text_xml("嗯", 1)) == (200, None)
 
 
-async def test_a_failing_bot_is_success_not_500(make: Make, bot: FakeBot) -> None:
+async def test_a_failing_bot_gets_the_apology_not_500(make: Make, bot: FakeBot) -> None:
     bot.error = RuntimeError("tracker store down")
-    assert await post(make(), user().text_xml("hi", 1)) == (200, None)
+    status, reply = await post(make(), user().text_xml("你好", 1))
+    assert status == 200 and reply is not None and reply["Content"] == SYSTEM_BUSY["zh"]
 
 
 async def test_long_messages_are_cut_and_announced(make: Make, bot: FakeBot) -> None:
