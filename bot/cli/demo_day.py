@@ -78,7 +78,8 @@ def load_demo_days(settings: Settings, engine: Engine, now: datetime | None = No
     now = now or datetime.now(UTC)
     today = now.astimezone(policy.zone).date()
     lines = []
-    for day in (today - timedelta(days=1), today):
+    # today first: yesterday's late conversations run past midnight into today
+    for day in (today, today - timedelta(days=1)):
         stats = load_day(settings, engine, policy, day, DEMO_CONVERSATIONS, now=now)
         lines.append(f"Demo day {day}: {summary(stats)}")
     return lines

@@ -303,12 +303,28 @@ def test_kefu_demo_loads_yesterday_and_today_once(
     try:
         lines = demo_day.load_demo_days(settings, engine, now=now)
         assert [line.split(":")[0] for line in lines] == [
-            f"Demo day {DAY - timedelta(days=1)}",
             f"Demo day {DAY}",
+            f"Demo day {DAY - timedelta(days=1)}",
         ]
         assert generated_conversations(engine, policy, DAY - timedelta(days=1)) > 70
         assert 0 < generated_conversations(engine, policy, DAY) < 60  # today until 15:00
         assert "already" in demo_day.load_demo_days(settings, engine, now=now)[0]
+    finally:
+        engine.dispose()
+
+
+def test_the_demo_loads_just_after_midnight(tmp_path: Path, policy: ServicePolicy) -> None:
+    """Yesterday's late conversations run into today: loading today first still works."""
+    from bot.cli import demo_day
+
+    settings = Settings(var_dir=tmp_path / "var", env="local")
+    engine = _fresh(tmp_path)
+    today = date(2026, 12, 8)  # the day whose yesterday ran into it (found by `make demo`)
+    now = datetime.combine(today, time(1, 30), tzinfo=policy.zone).astimezone(UTC)
+    try:
+        lines = demo_day.load_demo_days(settings, engine, now=now)  # the demo's full day
+        assert len(lines) == 2
+        assert generated_conversations(engine, policy, today - timedelta(days=1)) > 1000
     finally:
         engine.dispose()
 
