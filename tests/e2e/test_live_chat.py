@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import httpx
 import pytest
@@ -115,11 +116,14 @@ def test_conversations_are_stored_and_published(stack: Settings) -> None:
         (stored,) = db.execute(
             "SELECT count(*) FROM events WHERE sender_id = ?", (chat.sender,)
         ).fetchone()
-    with sqlite3.connect(broker_db) as db:
-        (published,) = db.execute(
-            "SELECT count(*) FROM events WHERE sender_id = ?", (chat.sender,)
-        ).fetchone()
-    assert stored > 0 and published > 0
+    published, deadline = 0, time.monotonic() + 10
+    while published < stored and time.monotonic() < deadline:  # published after the reply
+        with sqlite3.connect(broker_db) as db:
+            (published,) = db.execute(
+                "SELECT count(*) FROM events WHERE sender_id = ?", (chat.sender,)
+            ).fetchone()
+        time.sleep(0.05)
+    assert stored > 0 and published == stored
 
 
 def test_web_service_health_and_page(stack: Settings) -> None:
