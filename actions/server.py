@@ -58,11 +58,20 @@ class SelectiveDomainExecutor(ActionExecutor):
         return self.domain if self.domain is not None else {}
 
 
-def warm_knowledge_base() -> None:
+def warm_knowledge_base(warm: threading.Event | None = None) -> None:
     """Loads the service plan files, the knowledge base and the message readers.
 
-    Problems are logged instead of failing: the server keeps serving what it can.
+    Problems are logged instead of failing: the server keeps serving what it can. Sets
+    `warm` when done, whatever happened, so `/health` turns 200.
     """
+    try:
+        _warm_up()
+    finally:
+        if warm is not None:
+            warm.set()
+
+
+def _warm_up() -> None:
     from actions.knowledge import knowledge_base
     from actions.needs import message_reader
     from actions.service_plan import flow_book, service_policy
@@ -136,6 +145,21 @@ def request_guard(token: str) -> Any:
     return guard
 
 
+def health_guard(warm: threading.Event) -> Any:
+    """A request middleware: `/health` answers 503 until the knowledge base is warm.
+
+    A process manager or load balancer then sends no action call to a worker whose first
+    knowledge-base answer would still take seconds.
+    """
+
+    async def guard(request: Request) -> HTTPResponse | None:
+        if request.path == "/health" and not warm.is_set():
+            return json_response({"status": "warming up"}, status=503)
+        return None
+
+    return guard
+
+
 def protect(app: Sanic[Any, Any], token: str) -> None:
     """Puts `app` behind `request_guard(token)` and Sanic's own 1 MB body limit."""
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
@@ -149,6 +173,8 @@ def create_app(executor: ActionExecutor, token: str, **options: Any) -> Sanic[An
     """
     app: Sanic[Any, Any] = create_app_for_serve(executor, **options)
     protect(app, token)
+    warm = threading.Event()
+    app.register_middleware(health_guard(warm), "request")
 
     async def open_app_database(*_: Any) -> None:
         from actions.service_plan import app_engine
@@ -156,7 +182,9 @@ def create_app(executor: ActionExecutor, token: str, **options: Any) -> Sanic[An
         app_engine()  # the worker's one engine, made before any action can race to make it
 
     async def start_warm_up(*_: Any) -> None:
-        threading.Thread(target=warm_knowledge_base, name="kb-warm-up", daemon=True).start()
+        threading.Thread(
+            target=warm_knowledge_base, args=(warm,), name="kb-warm-up", daemon=True
+        ).start()
 
     app.register_listener(open_app_database, "before_server_start")
     app.register_listener(start_warm_up, "after_server_start")

@@ -61,6 +61,8 @@ class _Known:
     tracker: DialogueStateTracker
     stored_events: int
     last_id: int
+    counted: int = 0
+    """Its events as counted towards the memory limit when it was last remembered."""
 
 
 class IncrementalSQLTrackerStore(SQLTrackerStore):
@@ -81,6 +83,7 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
             self.engine, checkfirst=True
         )
         self._known: OrderedDict[str, _Known] = OrderedDict()
+        self._events_held = 0
         self._cache_trackers = int(cache_trackers)
         self._cache_events = int(cache_events)
         self._publisher = _BackgroundPublisher(event_broker) if event_broker else None
@@ -94,6 +97,7 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
     def domain(self, domain: Domain | None) -> None:
         self._domain = domain or Domain.empty()
         self._known = OrderedDict()  # trackers hold the old domain's slots
+        self._events_held = 0
 
     # ------------------------------------------------------------ reading
 
@@ -112,7 +116,7 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
                     known.last_id = rows[-1][0]
                 self._known.move_to_end(sender_id)
                 return known.tracker
-        self._known.pop(sender_id, None)
+        self._forget(sender_id)
         rows = await asyncio.to_thread(self._session_rows, sender_id)
         if not rows or not self.domain:
             return None
@@ -139,14 +143,24 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
             return [(row.id, json.loads(row.data)) for row in rows.all()]
 
     def _remember(self, sender_id: str, known: _Known) -> None:
+        """Keeps `known`, dropping the least recently used trackers beyond the limits.
+
+        The events held are a running total, so a save costs the same with 1,000 trackers kept.
+        """
+        self._forget(sender_id)
+        known.counted = len(known.tracker.events)
         self._known[sender_id] = known
-        self._known.move_to_end(sender_id)
-        total = sum(len(k.tracker.events) for k in self._known.values())
+        self._events_held += known.counted
         while self._known and (
-            len(self._known) > self._cache_trackers or total > self._cache_events
+            len(self._known) > self._cache_trackers or self._events_held > self._cache_events
         ):
             _, dropped = self._known.popitem(last=False)
-            total -= len(dropped.tracker.events)
+            self._events_held -= dropped.counted
+
+    def _forget(self, sender_id: str) -> None:
+        dropped = self._known.pop(sender_id, None)
+        if dropped is not None:
+            self._events_held -= dropped.counted
 
     # ------------------------------------------------------------ writing
 
@@ -163,7 +177,7 @@ class IncrementalSQLTrackerStore(SQLTrackerStore):
         if self._publisher is not None and new:
             self._publisher.put(sender_id, new)
         if any(isinstance(event, SessionStarted) for event in new) or last_id is None:
-            self._known.pop(sender_id, None)  # a new session: read it afresh next time
+            self._forget(sender_id)  # a new session: read it afresh next time
         else:
             self._remember(sender_id, _Known(tracker, len(events), last_id))
 

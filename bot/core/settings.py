@@ -66,6 +66,42 @@ class Settings(BaseSettings):
     lock_store_url: str = Field(
         "memory://", description="Rasa lock store: memory:// or redis://host:6379/0."
     )
+    rasa_instances: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description=(
+            "Rasa processes. Above 1, `kefu demo` runs the scale-out stack: HAProxy in front, "
+            "PostgreSQL, Redis and RabbitMQ started locally (docs/scale-out.md)."
+        ),
+    )
+    action_workers: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Action-server processes in the scale-out stack; 0: one per Rasa instance.",
+    )
+    socketio_redis_url: str = Field(
+        "",
+        description=(
+            "Redis shared by the Rasa instances' socket.io servers (redis://host:6379/1), so a "
+            "reply reaches a web-chat customer connected to another instance; empty: one process."
+        ),
+    )
+    action_timeout_seconds: float = Field(
+        20.0,
+        description=(
+            "How long Rasa waits for a custom action before the customer gets the system-busy "
+            "apology (a non-positive value: Rasa's 5 minutes)."
+        ),
+    )
+    rasa_spool_path: str = Field(
+        "",
+        description=(
+            "Customer messages Rasa could not store (tracker or lock store down), replayed "
+            "once it can; default VAR_DIR/rasa/spool.db."
+        ),
+    )
     rasa_bin: Path = Field(
         PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa", description="The Rasa runtime's CLI."
     )
@@ -339,6 +375,9 @@ class Settings(BaseSettings):
             "KEFU_TRACKER_STORE_URL": self.tracker_store_url,
             "KEFU_EVENT_BROKER_URL": self.event_broker_url,
             "KEFU_LOCK_STORE_URL": self.lock_store_url,
+            "KEFU_SOCKETIO_REDIS_URL": self.socketio_redis_url,
+            "KEFU_ACTION_TIMEOUT_SECONDS": str(self.action_timeout_seconds),
+            "KEFU_RASA_SPOOL_PATH": self.rasa_spool_path or str(self.var_dir / "rasa" / "spool.db"),
             "KEFU_CHANNEL_STATE_URL": self.channel_state_url,
             "WECHAT_TOKEN": self.wechat_token,
             "WECHAT_APP_ID": self.wechat_app_id,

@@ -1,5 +1,6 @@
 import asyncio
 import json
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from sanic import Sanic
 from actions.handoff import handoff_store
 from actions.knowledge import kb_log
 from actions.orders import order_store
-from actions.server import MAX_BODY_BYTES, SelectiveDomainExecutor, protect
+from actions.server import MAX_BODY_BYTES, SelectiveDomainExecutor, health_guard, protect
 from actions.service_plan import app_engine, ticket_store
 from bot.core.db import engine as engine_module
 from bot.core.settings import get_settings
@@ -105,6 +106,20 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
 
 async def test_health_needs_no_token(action_server: httpx.AsyncClient) -> None:
     async for client in serving(action_server):
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_health_answers_503_until_the_knowledge_base_is_warm(
+    action_server: httpx.AsyncClient,
+) -> None:
+    transport = action_server._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    warm = threading.Event()
+    transport.app.register_middleware(health_guard(warm), "request")  # type: ignore[attr-defined]
+    async for client in serving(action_server):
+        warming = await client.get("/health")
+        assert warming.status_code == 503 and warming.json() == {"status": "warming up"}
+        warm.set()
         assert (await client.get("/health")).status_code == 200
 
 

@@ -159,6 +159,20 @@ async def test_memory_is_bounded(tmp_path: Path) -> None:
     assert list(small._known) == ["b", "c"]  # 5 events each
 
 
+async def test_the_events_held_are_counted_as_conversations_grow(tmp_path: Path) -> None:
+    held = store(tmp_path / "tracker.db", cache_events=12)
+    await chat(held, "a", "one", 100.0)
+    await chat(held, "a", "two", 101.0)  # the same tracker, grown to 10 events
+    assert held._events_held == 10
+    await chat(held, "b", "one", 102.0)  # 15 > 12: "a" goes
+    assert list(held._known) == ["b"] and held._events_held == 5
+    await chat(held, "b", "two", 103.0)
+    await chat(held, "c", "one", 104.0)  # 10 + 5 > 12: "b" goes
+    assert list(held._known) == ["c"] and held._events_held == 5
+    held.domain = DOMAIN
+    assert held._events_held == 0
+
+
 async def test_a_new_domain_empties_the_memory(tmp_path: Path) -> None:
     incremental = store(tmp_path / "tracker.db")
     await chat(incremental, "c1", "one", 100.0)

@@ -9,15 +9,17 @@ from rasa.shared.core.events import (
     ActionExecuted,
     ActiveLoop,
     BotUttered,
+    ConversationPaused,
     Event,
+    FollowupAction,
     SlotSet,
     UserUttered,
 )
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa.utils.endpoints import EndpointConfig
 
 from rasa_addons import turn_speed
-from rasa_addons.turn_speed import recent_events, recent_window
+from rasa_addons.turn_speed import fast_copy, recent_events, recent_window
 
 DOMAIN = Domain.from_yaml(
     """
@@ -145,3 +147,56 @@ async def test_one_http_session_serves_every_call() -> None:
         assert len(peers) == 1  # one kept-alive connection, not five
     finally:
         await runner.cleanup()
+
+
+def state(tracker: DialogueStateTracker) -> dict[str, object]:
+    """Everything a tracker knows, as Rasa serialises it, plus what it does not serialise."""
+    return {
+        **tracker.current_state(EventVerbosity.ALL),
+        "paused": tracker.is_paused(),
+        "followup": tracker.followup_action,
+        "past_states": tracker.past_states(DOMAIN),
+    }
+
+
+def in_a_form(tracker: DialogueStateTracker) -> DialogueStateTracker:
+    for event in [*user("order", "inform"), ActionExecuted("order_form")]:
+        tracker.update(event, DOMAIN)
+    for event in [ActiveLoop("order_form"), SlotSet("requested_slot", "order_number")]:
+        tracker.update(event, DOMAIN)
+    return tracker
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        conversation,
+        lambda: in_a_form(conversation()),
+        lambda: DialogueStateTracker.from_events(
+            "c2", [*user("hi"), ConversationPaused(), FollowupAction("utter_greet")], DOMAIN.slots
+        ),
+        lambda: DialogueStateTracker("c3", None),  # no domain: slots made on demand
+    ],
+)
+def test_a_fast_copy_is_the_tracker_replayed_and_shares_nothing_that_changes(make: object) -> None:
+    tracker = make()  # type: ignore[operator]
+    replayed = tracker.travel_back_in_time(float("inf"))
+    copied = fast_copy(tracker)
+    assert state(copied) == state(replayed) == state(tracker)
+    before = state(tracker)
+    later = [
+        *user("KF9", "inform"),
+        SlotSet("order_number", "KF9"),
+        SlotSet("step", "answered"),
+        ActiveLoop(None),
+        ConversationPaused(),
+    ]
+    if tracker.active_loop:
+        copied.reject_action("order_form")  # sets a field of the active loop
+        replayed.reject_action("order_form")
+        assert tracker.active_loop.rejected is False
+    for event in later:
+        copied.update(event, DOMAIN)
+        replayed.update(event, DOMAIN)
+    assert state(tracker) == before  # the original did not change with its copy
+    assert state(copied) == state(replayed)
