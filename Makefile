@@ -20,8 +20,8 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- install
-.PHONY: install install-rasa install-app install-web install-browser install-postgres
-install: install-rasa install-app install-web install-browser install-postgres ## Build both runtimes, web assets, the test browser and PostgreSQL (idempotent)
+.PHONY: install install-rasa install-app install-web install-browser install-postgres install-scaleout
+install: install-rasa install-app install-web install-browser install-postgres install-scaleout ## Build both runtimes, web assets, the test browser, PostgreSQL, Redis, RabbitMQ and HAProxy (idempotent)
 
 install-rasa: $(RASA_VENV)/.installed ## Rasa runtime (Python 3.10): rasa, channels, NLU components
 $(RASA_VENV)/.installed: requirements/rasa.txt
@@ -57,9 +57,16 @@ install-postgres: ## PostgreSQL server binaries for the database tests (a throwa
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+SCALEOUT_PACKAGES := redis-server rabbitmq-server haproxy
+install-scaleout: install-postgres ## Redis, RabbitMQ and HAProxy from apt (when missing) for the scale-out stack and its tests
+	@export PATH="$$PATH:/usr/local/sbin:/usr/sbin:/sbin"; missing=""; \
+	for package in $(SCALEOUT_PACKAGES); do command -v $$package >/dev/null || missing="$$missing $$package"; done; \
+	test -z "$$missing" || { echo "Installing$$missing from apt"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
+
 # ---------------------------------------------------------------- run
 .PHONY: demo train seed kb kb-report
-demo: install-rasa install-app install-web ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops)
+demo: install-rasa install-app install-web $(if $(filter-out 0 1,$(KEFU_RASA_INSTANCES)),install-scaleout) ## Set up if needed, then run the bot, the web chat and the desk (Ctrl-C stops); KEFU_RASA_INSTANCES=2: the scale-out stack
 	$(KEFU) demo
 
 train: install-rasa install-app ## Train the Rasa model if config, domain or data changed
@@ -147,8 +154,8 @@ eval: install ## NLU cross-validation on the demo data (intent report, macro-F1 
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench-chat bench-handoff bench-kb bench-channels bench-nlu bench-conversations bench-readers bench-followups bench-supervision
-bench-chat: install train ## Reply latency and throughput over REST (var/bench/chat.json)
-	$(KEFU) bench chat
+bench-chat: install train ## Kefu next to a bare `rasa init` bot (latency, throughput, long conversations), 2 vs 1 instances, 5-minute soak (var/bench/chat.json)
+	$(KEFU) bench chat --instances 2 --soak
 
 bench-handoff: install train ## Handoff latency, customer <-> agent desk, 10 handoffs (var/bench/handoff.json)
 	$(KEFU) bench handoff

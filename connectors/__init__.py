@@ -3,7 +3,8 @@
 - `rest.KefuRestInput`: Rasa's REST channel with strict request validation, a bearer token
   outside local runs and whitelisted metadata (server to server: the caller names the sender).
 - `socketio.KefuSocketIOInput`: the web chat's socket.io channel; a socket speaks only as the
-  sender of its verified session token (`kefu_shared.customer_session`).
+  sender of its verified session token (`kefu_shared.customer_session`); with a Redis URL,
+  the instances share emits through `socketio_redis.JsonRedisManager` (JSON, never pickle).
 
 Sender ids name the channel that verified them: `web:<id>`, `shop:<user id>`,
 `wechat:<openid>`, `telegram:<chat id>`; output channels strip the prefix for the platform.

@@ -8,6 +8,7 @@ Client `metadata` is whitelisted and capped (`connectors.messages.allowed_metada
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,30 @@ from connectors.messages import (
 )
 
 logger = logging.getLogger(__name__)
+
+_UNFINISHED: set[asyncio.Future[Any]] = set()
+"""Messages still being handled whose HTTP client went away (kept from garbage collection)."""
+
+
+def finishing_when_abandoned(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[Any]]:
+    """Wraps Rasa's message handler: a message is handled to the end even if its client leaves.
+
+    Sanic cancels a request's task when the client disconnects (a client-side timeout under
+    load); the message, still waiting for its conversation's lock or the NLU, was then never
+    stored: 76 of 3,138 messages of a 200-conversation soak were lost that way. The handling
+    now runs in its own task; the request only waits for it (the reply is lost with the
+    client, the conversation keeps the message and the bot's answer).
+    """
+
+    async def handle(message: UserMessage) -> Any:
+        task = asyncio.ensure_future(on_new_message(message))
+        _UNFINISHED.add(task)
+        task.add_done_callback(_UNFINISHED.discard)
+        return await asyncio.shield(task)
+
+    return handle
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -82,8 +107,11 @@ class KefuRestInput(RestInput):
             )
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        """Rasa's REST routes; cut messages are announced before the bot's answer."""
-        return super().blueprint(announcing_truncation(on_new_message))
+        """Rasa's REST routes; cut messages are announced before the bot's answer.
+
+        A message whose client disconnects before the answer is still handled to the end.
+        """
+        return super().blueprint(finishing_when_abandoned(announcing_truncation(on_new_message)))
 
     async def _extract_sender(self, req: Request) -> str | None:
         self._check_authorization(req)  # Rasa's handler calls this first

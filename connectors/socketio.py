@@ -5,10 +5,15 @@ A socket gets a session only with a valid customer session token (issued by the 
 `session_id` in `session_request` (or `customData.token`). The socket then joins the room of
 the token's sender alone, and every `user_uttered` it sends is the token's sender's: a client
 cannot name another sender or join another conversation's room.
+
+With `redis_url` set (credentials.yml: `KEFU_SOCKETIO_REDIS_URL`), every Rasa instance's
+socket.io server shares emits through Redis (`connectors.socketio_redis`, JSON only), so a
+reply sent by one instance reaches a customer whose socket is connected to another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -85,9 +90,12 @@ class KefuSocketIOInput(SocketIOInput):
         channel.session_secret = str(credentials.get("session_secret") or "")
         if not channel.session_secret:
             logger.error("socketio_no_session_secret: every web chat session is refused.")
+        channel.redis_url = str(credentials.get("redis_url") or "").strip()
         return channel
 
     session_secret: str = ""
+    redis_url: str = ""
+    """Redis shared by the instances' socket.io servers; empty: this process alone."""
 
     def verified_sender(self, token: Any, now: float | None = None) -> str | None:
         """The sender of a valid, unexpired session token, else None."""
@@ -98,7 +106,12 @@ class KefuSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Builds the socket.io server and its `/socket.io` blueprint."""
         on_new_message = announcing_truncation(on_new_message)
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
+        manager = None
+        if self.redis_url:
+            from connectors.socketio_redis import JsonRedisManager
+
+            manager = JsonRedisManager(self.redis_url)
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[], client_manager=manager)
         # Rasa types the path Optional but passes it on as a str, as its own channel does.
         socketio_webhook = SocketBlueprint(
             sio,
@@ -112,6 +125,19 @@ class KefuSocketIOInput(SocketIOInput):
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        if manager is not None:
+            shared = manager
+
+            @socketio_webhook.listener("after_server_start")
+            async def listen_to_other_instances(*_: Any) -> None:
+                shared.start_listening()
+                try:
+                    await asyncio.wait_for(shared.subscribed.wait(), 5)
+                except asyncio.TimeoutError:
+                    logger.warning(
+                        "socketio_redis_not_listening: replies from other instances wait"
+                    )
 
         async def refuse(sid: str, reason: str) -> None:
             logger.info("socketio_session_refused reason=%s", reason)

@@ -1,1 +1,4 @@
-"""What both runtimes share (stdlib and PyYAML only): masking, the Rasa NLU reader."""
+"""What both runtimes share (stdlib and PyYAML only).
+
+Masking, the NLU reader, the event stream, process state.
+"""

@@ -6,5 +6,7 @@
 - `nlu.input_guard.InputGuard`: gives messages without readable text their own intent.
 - `policies.handoff_trigger.HandoffTriggerPolicy`: hands over on a streak of negative messages
   or a VIP customer's first message (data/service/handoff.yml).
-- `stores.UrlEventBroker`, `stores.UrlLockStore`: broker and lock store chosen by one URL each.
+- `stores.UrlEventBroker`, `stores.UrlLockStore`: broker and lock store chosen by one URL each;
+  `stream_broker.StreamEventBroker` (amqp://: a RabbitMQ stream) and
+  `redis_lock.AtomicRedisLockStore` (redis://: tickets issued atomically) for several instances.
 """

@@ -7,7 +7,9 @@ to the arguments inside this process (the kernel's copy of the command line stay
 started) and calls Rasa's CLI `main`. It also keeps HTTP client libraries from logging the
 URLs they call (Telegram's API URLs carry the bot token) and masks secrets in every log line.
 
-`kefu run rasa` / `make demo` run Rasa through it (bot/core/processes.py).
+`kefu run rasa` / `make demo` run Rasa through it (bot/core/processes.py). It listens with
+SO_REUSEPORT so that a deploy can start the next model's process on the same port first
+(`rasa_addons.reuse_port`).
 """
 
 from __future__ import annotations
@@ -86,10 +88,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     quiet_http_clients()
     from rasa.__main__ import main as rasa_main
 
-    from rasa_addons import resilience, turn_speed
+    from rasa_addons import resilience, reuse_port, turn_speed
 
     turn_speed.install()
     resilience.install()
+    reuse_port.install()
 
     sys.argv = ["rasa", *arguments]
     rasa_main()

@@ -6,9 +6,13 @@
 |---|---|
 | `sqlite:///var/rasa/events.db`, `postgresql://user:pw@host/db` | Rasa's `SQLEventBroker` |
 | `kafka://host:9092/topic` | Rasa's `KafkaEventBroker` (PLAINTEXT) |
-| `amqp://user:pw@host:5672/queue` | Rasa's `PikaEventBroker` (RabbitMQ) |
+| `amqp://user:pw@host:5672/queue`, `amqps://` | `StreamEventBroker`: a RabbitMQ stream |
 | `memory://` (lock store) | `InMemoryLockStore`, one process |
-| `redis://[:pw@]host:6379/db` (lock store) | `RedisLockStore`, several processes |
+| `redis://[user:pw@]host:6379/db`, `rediss://` (lock store) | `AtomicRedisLockStore` |
+
+`StreamEventBroker` (stream_broker.py) and `AtomicRedisLockStore` (redis_lock.py) are what
+several Rasa instances need: one ordered event stream for every reader, one lock per
+conversation that two instances can never both hold.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
+from rasa.core.lock_store import InMemoryLockStore, LockStore
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -80,17 +84,10 @@ class UrlEventBroker(EventBroker):
 
             topic = parts.path.strip("/") or "rasa_core_events"
             return KafkaEventBroker(parts.netloc, topic=topic, security_protocol="PLAINTEXT")
-        if scheme in ("amqp", "pika"):
-            from rasa.core.brokers.pika import PikaEventBroker
+        if scheme in ("amqp", "amqps"):
+            from rasa_addons.stream_broker import StreamEventBroker
 
-            broker = PikaEventBroker(
-                host=parts.hostname or "localhost",
-                username=unquote(parts.username or "guest"),
-                password=unquote(parts.password or "guest"),
-                port=parts.port or 5672,
-                queues=[parts.path.strip("/") or "rasa_core_events"],
-                event_loop=event_loop,
-            )
+            broker = StreamEventBroker(url, event_loop=event_loop)
             await broker.connect()
             return broker
         raise StoreUrlError(f"Unsupported event broker URL scheme: {parts.scheme!r}")
@@ -108,10 +105,13 @@ class UrlLockStore(LockStore):
         if not url or parts.scheme == "memory":
             return InMemoryLockStore()
         if parts.scheme in ("redis", "rediss"):
-            return RedisLockStore(
+            from rasa_addons.redis_lock import AtomicRedisLockStore
+
+            return AtomicRedisLockStore(
                 host=parts.hostname or "localhost",
                 port=parts.port or 6379,
                 db=int(parts.path.strip("/") or 0),
+                username=unquote(parts.username) if parts.username else None,
                 password=unquote(parts.password) if parts.password else None,
                 use_ssl=parts.scheme == "rediss",
             )

@@ -26,22 +26,76 @@ def bench() -> None:
 
 
 @bench.command("chat")
-@click.option("--messages", default=200, show_default=True, help="Sequential messages.")
+@click.option("--messages", default=200, show_default=True, help="Sequential messages, each bot.")
 @click.option("--conversations", default=20, show_default=True, help="Concurrent conversations.")
 @click.option("--per-conversation", default=10, show_default=True, help="Messages each.")
-@click.option("--url", default="", help="A running Rasa (default: start a fresh stack).")
 @click.option(
-    "--train-time/--no-train-time", default=True, help="Also time a cold training (fresh stack)."
+    "--rounds", default=3, show_default=True, help="Concurrent rounds, Kefu and bare in turn."
+)
+@click.option(
+    "--long-turns", default=120, show_default=True, help="Turns of the long conversation (>= 120)."
+)
+@click.option("--url", default="", help="A running Kefu Rasa (default: start a fresh stack).")
+@click.option(
+    "--train-time/--no-train-time", default=False, help="Also time a cold training (fresh stack)."
+)
+@click.option("--soak", is_flag=True, help="Also soak Kefu: many slow conversations for minutes.")
+@click.option("--soak-conversations", default=200, show_default=True, help="Soak customers.")
+@click.option("--soak-seconds", default=300.0, show_default=True, help="Soak duration.")
+@click.option(
+    "--soak-pause",
+    default=10.0,
+    show_default=True,
+    help="Seconds a soak customer waits between messages (+-50 %).",
+)
+@click.option(
+    "--instances",
+    default=1,
+    show_default=True,
+    help="Above 1: throughput through HAProxy with 1, then this many Rasa instances.",
+)
+@click.option(
+    "--profile",
+    "py_spy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="py-spy binary: profile the concurrent phase (var/bench/profile/).",
 )
 def bench_chat(
-    messages: int, conversations: int, per_conversation: int, url: str, train_time: bool
+    messages: int,
+    conversations: int,
+    per_conversation: int,
+    rounds: int,
+    long_turns: int,
+    url: str,
+    train_time: bool,
+    soak: bool,
+    soak_conversations: int,
+    soak_seconds: float,
+    soak_pause: float,
+    instances: int,
+    py_spy: Path | None,
 ) -> None:
-    """Reply latency over REST and throughput with concurrent conversations."""
-    from bot.bench.chat import run_chat_benchmark
+    """Kefu next to a bare `rasa init` bot: latency, throughput, long conversations, ratios."""
+    from bot.bench.chat import Plan, run_chat_benchmark
 
-    report = run_chat_benchmark(
-        get_settings(), messages, conversations, per_conversation, url, train_time
+    if long_turns < 120:
+        raise click.BadParameter(
+            "at least 120 (turns 101-120 are compared)", param_hint="--long-turns"
+        )
+    plan = Plan(
+        messages=messages,
+        conversations=conversations,
+        each=per_conversation,
+        rounds=rounds,
+        long_turns=long_turns,
+        soak_conversations=soak_conversations if soak else 0,
+        soak_seconds=soak_seconds,
+        soak_pause=soak_pause,
+        instances=instances,
+        py_spy=py_spy,
     )
+    report = run_chat_benchmark(get_settings(), plan, url, train_time)
     click.echo(report.table())
     click.echo(f"Wrote {report.path}")
 

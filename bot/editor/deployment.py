@@ -1,9 +1,11 @@
 """`kefu deploy` and `kefu rollback`: swap the running bot's model and knowledge index.
 
-The model goes into the running Rasa through its HTTP API (`PUT /model`): Rasa loads the new
-model while the old one keeps answering and swaps them in one assignment, so no request fails;
-a model that does not load is refused and the old one stays. The knowledge index is swapped by
-pointing `CURRENT` at a staged version (the action server reloads it in the background).
+The model goes into the running Rasa without a silent moment (bot/editor/rolling_deploy.py):
+one Rasa gets a successor process with the new model on the same port (SO_REUSEPORT), which
+takes over once loaded while the old one drains; several instances behind HAProxy are drained
+and loaded one at a time. A model that does not load is refused and the old one stays. The
+knowledge index is swapped by pointing `CURRENT` at a staged version (the action server reloads
+it in the background).
 Every deployment is recorded in `var/deployments.json`; `rollback` re-deploys the one before.
 """
 
@@ -22,10 +24,8 @@ from bot.core.files import replace_text
 from bot.core.settings import Settings
 from bot.core.training import DEPLOYMENTS_FILE
 from bot.editor.evaluation import EVALUATION_FILE, Evaluation, load_evaluation
+from bot.editor.rolling_deploy import SwapError, put_in_service
 from bot.knowledge.index import knowledge_settings
-
-LOAD_TIMEOUT_S = 600.0
-"""How long Rasa may take to load a model."""
 
 Status = Literal["active", "replaced", "rolled_back"]
 
@@ -124,25 +124,16 @@ def rasa_status(settings: Settings) -> dict[str, Any]:
 
 
 def load_into_rasa(settings: Settings, model: Path) -> None:
-    """Asks the running Rasa to load `model` (`PUT /model`); it keeps the old one on failure."""
+    """Puts `model` into the running Rasa processes (`rolling_deploy.put_in_service`).
+
+    One instance started by `make demo` gets a successor process on the same port; several
+    behind HAProxy are drained and loaded one at a time; otherwise Rasa loads it in place
+    (`PUT /model`). On failure the previous model keeps serving.
+    """
     try:
-        response = httpx.put(
-            f"{settings.rasa_url}/model",
-            params={"token": settings.rasa_token},
-            json={"model_file": str(model.resolve())},
-            timeout=LOAD_TIMEOUT_S,
-        )
-    except httpx.HTTPError as error:
-        raise DeploymentError(f"Rasa at {settings.rasa_url} did not answer: {error}") from error
-    if response.status_code != 204:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        raise DeploymentError(
-            f"Rasa could not load {model.name} ({response.status_code}): {message}. "
-            "It keeps serving the previous model."
-        )
+        put_in_service(settings, model)
+    except SwapError as error:
+        raise DeploymentError(str(error)) from error
     loaded = rasa_status(settings).get("model_file")
     if loaded != model.name:
         raise DeploymentError(f"Rasa reports {loaded!r} in service, not {model.name}")

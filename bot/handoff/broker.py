@@ -7,26 +7,37 @@ A customer's message to a handoff still waiting in the queue also goes on the ti
 is acknowledged once, or answered with the ticket's status when it asks about progress
 (`HandoffStore.store_batch`); the batch carries the ids of those notices for delivery.
 The source of events is pluggable (`EventSource`): `SqlEventSource` reads the SQL broker
-(SQLite or PostgreSQL, Kefu's default); a Kafka or RabbitMQ source yields the same
-`BrokerEvent`s and the consumer stays as it is.
+(SQLite or PostgreSQL, Kefu's default), `StreamEventSource` the RabbitMQ stream Rasa's
+`StreamEventBroker` writes (`amqp://`, the scale-out stack); `event_source(settings)` picks
+one by the scheme of `KEFU_EVENT_BROKER_URL`. Both yield the same `BrokerEvent`s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.core.db import Handoff, HandoffMessage, MessageKind
+from bot.core.db import Handoff, HandoffMessage, MessageKind, make_engine
+from bot.core.settings import Settings
 from bot.handoff.store import HandoffStore, NewMessage
+from kefu_shared.event_stream import STREAM_ARGUMENTS, StreamTarget
+
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+    from pika.spec import Basic, BasicProperties
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,18 @@ class EventSource(Protocol):
         ...
 
 
+class ClosableEventSource(EventSource, Protocol):
+    """An event source holding connections: `close` releases them (not during a `read`)."""
+
+    def close(self) -> None:
+        """Closes what the source opened."""
+        ...
+
+
+class EventSourceError(ValueError):
+    """An event broker URL the app cannot read."""
+
+
 _EVENTS = Table(
     "events",
     MetaData(),
@@ -64,9 +87,15 @@ _EVENTS = Table(
 class SqlEventSource:
     """Rasa's SQL event broker (`events(id, sender_id, data)`), SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Reads the broker database through `engine` (the web app makes it at start)."""
+    def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
+        """Reads the broker database through `engine`; `close` disposes it if `owns_engine`."""
         self._engine = engine
+        self._owns_engine = owns_engine
+
+    def close(self) -> None:
+        """Disposes the engine when this source made it."""
+        if self._owns_engine:
+            self._engine.dispose()
 
     def read(self, after: str | None, limit: int) -> list[BrokerEvent]:
         """Events with an id above `after`; none while Rasa has not created the table yet."""
@@ -88,6 +117,199 @@ class SqlEventSource:
                 )
             )
         return events
+
+
+class StreamEventSource:
+    """The RabbitMQ stream of `amqp://user:pw@host:port/queue`, read by offset (blocking pika).
+
+    A position is the event's stream offset as a string. The source keeps one consumer
+    open between reads: a read that continues where the last one ended takes what RabbitMQ
+    has pushed since, while a read from another position (a restart, a retried batch)
+    subscribes again from there; right after subscribing it waits up to `first_wait`
+    seconds for the first events. RabbitMQ pushes: a read returns what has arrived (up to
+    `limit`, pumping while more keeps coming), so it may return fewer events, or none,
+    while more are on their way; the next read gets them. Deliveries are acknowledged on
+    arrival (for a stream that only grants credit; `prefetch` bounds those in flight) and
+    pika is only pumped inside `read`, so at most about `limit + prefetch` wait in memory.
+    A lost connection is reopened once per read. One thread at a time (a lock guards it);
+    `asyncio.to_thread` calls are fine.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        first_wait: float = 1.0,
+        idle_wait: float = 0.02,
+        prefetch: int = 2 * BATCH_SIZE,
+    ) -> None:
+        """Reads the stream of `url` (connects on the first read)."""
+        self.target = StreamTarget.from_url(url)
+        self.first_wait = first_wait
+        self.idle_wait = idle_wait
+        self.prefetch = prefetch
+        self._lock = threading.Lock()
+        self._connection: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._consumer_tag: str | None = None
+        self._next: int | None = None
+        """The offset the open consumer delivers next (None: no consumer)."""
+        self._buffer: collections.deque[tuple[int, bytes]] = collections.deque()
+        """(offset, body) received and not yet returned."""
+
+    def read(self, after: str | None, limit: int) -> list[BrokerEvent]:
+        """Up to `limit` events after offset `after` (from the stream's start when None)."""
+        import pika.exceptions
+
+        start = int(after) + 1 if after is not None else 0
+        with self._lock:
+            try:
+                return self._read(start, limit)
+            except (pika.exceptions.AMQPError, OSError) as error:
+                logger.info("Event stream connection lost (%r); reconnecting", error)
+                self._disconnect()
+            return self._read(start, limit)
+
+    def close(self) -> None:
+        """Closes the connection (the next read opens a new one)."""
+        with self._lock:
+            self._disconnect()
+
+    def _read(self, start: int, limit: int) -> list[BrokerEvent]:
+        channel = self._channel
+        if channel is None or not channel.is_open or self._next != start:
+            self._subscribe(start)
+            self._wait(self.first_wait)
+        else:
+            self._wait(0)
+        while len(self._buffer) < limit:
+            received = len(self._buffer)
+            self._wait(self.idle_wait)
+            if len(self._buffer) == received:
+                break
+        return self._take(limit)
+
+    def _wait(self, seconds: float) -> None:
+        """Lets pika deliver for up to `seconds`, returning early once something arrived."""
+        assert self._connection is not None
+        deadline = time.monotonic() + seconds
+        received = len(self._buffer)
+        while True:
+            self._connection.process_data_events(time_limit=max(deadline - time.monotonic(), 0))
+            if len(self._buffer) > received or time.monotonic() >= deadline:
+                return
+
+    def _take(self, limit: int) -> list[BrokerEvent]:
+        events: list[BrokerEvent] = []
+        while self._buffer and len(events) < limit:
+            offset, body = self._buffer.popleft()
+            try:
+                data = json.loads(body)
+            except (TypeError, ValueError):
+                data = {}
+            if not isinstance(data, dict):
+                data = {}
+            events.append(BrokerEvent(str(offset), str(data.get("sender_id") or ""), data))
+            self._next = offset + 1
+        return events
+
+    def _subscribe(self, start: int) -> None:
+        """A fresh channel and consumer delivering from offset `start`."""
+        import pika
+
+        if self._connection is None or not self._connection.is_open:
+            self._channel, self._consumer_tag = None, None
+            target = self.target
+            parameters = pika.ConnectionParameters(
+                host=target.host,
+                port=target.port,
+                credentials=pika.PlainCredentials(target.username, target.password),
+                ssl_options=pika.SSLOptions(_tls_context()) if target.tls else None,
+                connection_attempts=1,
+                socket_timeout=10,
+                blocked_connection_timeout=30,
+            )
+            self._connection = pika.BlockingConnection(parameters)
+        else:
+            self._stop_consuming()
+        self._buffer.clear()
+        channel = self._connection.channel()
+        channel.queue_declare(self.target.queue, durable=True, arguments=STREAM_ARGUMENTS)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        self._consumer_tag = channel.basic_consume(
+            self.target.queue,
+            self._on_message,
+            arguments={"x-stream-offset": start if start > 0 else "first"},
+        )
+        self._channel = channel
+        self._next = start
+
+    def _stop_consuming(self) -> None:
+        """Cancels the consumer and closes its channel, dropping what it had pushed.
+
+        pika rejects (basic.reject) the deliveries a cancelled consumer still holds or that
+        arrive during the cancel; a stream answers a reject by closing the connection. So
+        the consumer is first marked as not acknowledging (pika's own bookkeeping, stable
+        across pika 1.x): its leftovers are dropped instead. Acknowledging a stream message
+        only grants credit, so nothing is lost: the next consumer starts at an offset.
+        """
+        channel, tag = self._channel, self._consumer_tag
+        self._channel, self._consumer_tag = None, None
+        if channel is None or not channel.is_open:
+            return
+        info = getattr(channel, "_consumer_infos", {}).get(tag)
+        noack = getattr(getattr(channel, "_impl", None), "_consumers_with_noack", None)
+        if tag is not None and info is not None and isinstance(noack, set):
+            info.auto_ack = True
+            noack.add(tag)
+            channel.basic_cancel(tag)
+        channel.close()
+
+    def _on_message(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> None:
+        channel.basic_ack(delivery_tag=method.delivery_tag)  # credit for the next one
+        offset = int((properties.headers or {}).get("x-stream-offset", -1))
+        if self._next is not None and offset >= self._next:
+            self._buffer.append((offset, body))
+        # else: a stream delivers from the start of the chunk holding the offset asked for
+
+    def _disconnect(self) -> None:
+        connection, self._connection, self._next = self._connection, None, None
+        self._buffer.clear()
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(Exception):
+                self._stop_consuming()
+            with contextlib.suppress(Exception):
+                connection.close()
+        self._channel, self._consumer_tag = None, None
+
+
+def _tls_context() -> Any:
+    import ssl
+
+    return ssl.create_default_context()
+
+
+def event_source(settings: Settings) -> ClosableEventSource:
+    """The reader of `settings.event_broker_url`: a RabbitMQ stream or Rasa's SQL broker.
+
+    Close it when done (`close`): it owns its engine or connection.
+    """
+    url = settings.event_broker_url.strip()
+    scheme = urlsplit(url).scheme.split("+")[0]
+    if scheme in ("amqp", "amqps"):
+        return StreamEventSource(url)
+    if scheme in ("", "kafka"):
+        raise EventSourceError(
+            f"The desk cannot read a {scheme or 'blank'!r} event broker URL: use sqlite://, "
+            "postgresql:// or amqp://"
+        )
+    return SqlEventSource(make_engine(url), owns_engine=True)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 
 from bot.core.db import ReportRun, make_engine, session_factory
 from bot.core.settings import Settings
-from bot.handoff.broker import SqlEventSource
+from bot.handoff.broker import ClosableEventSource, event_source
 from bot.service.policy import ServicePolicy, load_policy
 from bot.supervision.recording import ConversationRecorder
 from bot.supervision.rules import QaRules, QaRulesError, default_rules_path, load_qa_rules
@@ -61,15 +61,15 @@ def run_once(
         raise ValueError(f"{now.isoformat()} has no time zone; pass an aware datetime")
     policy = policy if policy is not None else load_policy()
     rules = rules if rules is not None else load_qa_rules()
-    broker = None
+    source: ClosableEventSource | None = None
     if recorder is None:
-        broker = make_engine(settings.event_broker_url)
-        recorder = ConversationRecorder(engine, SqlEventSource(broker), policy)
+        source = event_source(settings)
+        recorder = ConversationRecorder(engine, source, policy)
     try:
         recorded = recorder.drain()
     finally:
-        if broker is not None:
-            broker.dispose()
+        if source is not None:
+            source.close()
     closed = recorder.close_idle(now)
     inspector = Inspector(engine, rules, policy, desk_url=settings.web_url)
     scored = ScoreReport()
@@ -224,8 +224,8 @@ def serve(settings: Settings) -> None:
     policy = load_policy()
     rules = RulesFile()
     engine = make_engine(settings.database_url)
-    broker = make_engine(settings.event_broker_url)
-    recorder = ConversationRecorder(engine, SqlEventSource(broker), policy)
+    source = event_source(settings)
+    recorder = ConversationRecorder(engine, source, policy)
 
     def tick() -> None:
         try:
@@ -267,5 +267,5 @@ def serve(settings: Settings) -> None:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        broker.dispose()
+        source.close()
         engine.dispose()

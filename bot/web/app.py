@@ -16,7 +16,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from bot.core.db import make_engine
 from bot.core.settings import Settings, get_settings
 from bot.followups.delivery import Deliverer
-from bot.handoff.broker import SqlEventSource
+from bot.handoff.broker import event_source
 from bot.handoff.service import DeskService
 from bot.web.deps import casework_of
 from bot.web.limits import BodyLimitMiddleware
@@ -90,9 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.deliverer = deliverer
         if deliverer is not None and service.deliver is None:
             service.deliver = _deliver_with(deliverer)
-        broker = make_engine(settings.event_broker_url)
+        source = event_source(settings)
         stop = asyncio.Event()
-        consumer = asyncio.create_task(service.run_consumer(SqlEventSource(broker), stop))
+        consumer = asyncio.create_task(service.run_consumer(source, stop))
         watcher = TicketWatcher(app.state.engine, casework_of(app), service.hub)
         watching = asyncio.create_task(watcher.run(stop))
         try:
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if deliverer is not None:
                 with contextlib.suppress(Exception):
                     await deliverer.close()
-            broker.dispose()
+            await asyncio.to_thread(source.close)
 
     app = FastAPI(title="Kefu", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings

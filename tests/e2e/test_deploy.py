@@ -1,10 +1,17 @@
-"""`deploy` and `rollback` against the live stack while customers keep chatting."""
+"""`deploy` and `rollback` against the live stack while customers keep chatting.
+
+Each deploy starts a successor Rasa on the stack's port (bot/editor/rolling_deploy.py); at the
+end the stack's own Rasa process is put back, since later modules restart it by name.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import tarfile
 import threading
 import time
@@ -17,8 +24,10 @@ import httpx
 import pytest
 import yaml
 
+from bot.core.processes import ServiceGroup
 from bot.core.settings import Settings
 from bot.editor.deployment import DeploymentError, DeploymentLog, deploy, rasa_status, rollback
+from bot.editor.rolling_deploy import is_alive, recorded_pid
 from bot.knowledge.index import knowledge_settings
 from knowledge_index import build, current_version
 from tests.e2e.chat_client import Chat
@@ -79,6 +88,24 @@ class LoadTest:
         assert self.requests >= count, "the load test made no progress"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stack_rasa_restored(stack_group: ServiceGroup) -> Iterator[None]:
+    """After this module, the group's own Rasa process serves the stack again."""
+    yield
+    rasa = next(s for s in stack_group.services if s.name == "rasa")
+    pid = recorded_pid(stack_group.settings)
+    if pid is None or (rasa.process is not None and rasa.process.pid == pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    stack_group.start_service("rasa")
+
+
 @pytest.fixture(scope="module")
 def models(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     """Two copies of the stack's model under different names (a real swap each time)."""
@@ -135,9 +162,11 @@ def test_deploy_and_rollback_under_load_fail_no_request(
     assert current_version(knowledge_settings(stack).var_dir).name == old_version  # staged only
 
     chat = Chat(stack.rasa_url)
+    first_pid = recorded_pid(stack)
     with LoadTest(stack.rasa_url) as load:
         load.wait_for_requests(20)
         deployment = deploy(stack, model_b, new_version)
+        assert recorded_pid(stack) not in (None, first_pid), "no successor process took over"
         assert rasa_status(stack)["model_file"] == model_b.name
         assert current_version(knowledge_settings(stack).var_dir).name == new_version
         assert _answer_appears(chat, expected=True), "the new index was not put in service"

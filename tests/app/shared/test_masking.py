@@ -136,8 +136,20 @@ Install = Callable[[Iterable[str]], int]
 
 @pytest.fixture
 def install() -> Iterator[Install]:
-    """`install_log_masking`, undone afterwards (pytest's own log handlers sit on the root)."""
+    """`install_log_masking`, undone afterwards (pytest's own log handlers sit on the root).
+
+    Filters an earlier test left on the root's handlers (the web app installs them when it
+    starts) are taken off for the test and put back afterwards.
+    """
     touched: list[tuple[logging.Handler, list[object]]] = []
+    earlier = [
+        (handler, found)
+        for handler in logging.getLogger().handlers
+        for found in handler.filters
+        if isinstance(found, PersonalDataFilter)
+    ]
+    for handler, found in earlier:
+        handler.removeFilter(found)
 
     def run(names: Iterable[str]) -> int:
         names = list(names)
@@ -149,6 +161,8 @@ def install() -> Iterator[Install]:
     for handler, filters in touched:
         for added in [f for f in handler.filters if f not in filters]:
             handler.removeFilter(added)
+    for handler, found in earlier:
+        handler.addFilter(found)
 
 
 def test_log_filter_masks_messages_and_their_arguments(

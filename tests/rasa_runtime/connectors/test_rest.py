@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
 from connectors.messages import MAX_METADATA_BYTES, TRUNCATION_METADATA_KEY
@@ -104,3 +106,32 @@ async def test_oversized_metadata_is_refused(local: ChannelServer) -> None:
     status, _ = await post(local, {"sender": "s1", "message": "hi", "metadata": [1]})
     assert status == 400
     assert local.received == []
+
+
+class SlowServer(ChannelServer):
+    """Takes `delay` seconds per message (a busy Rasa); `finished` holds the handled ones."""
+
+    delay = 0.6
+
+    def __init__(self, channel: KefuRestInput) -> None:
+        super().__init__(channel)
+        self.finished: list[str] = []
+
+    async def handle_message(self, message: UserMessage) -> None:
+        await asyncio.sleep(self.delay)
+        await super().handle_message(message)
+        self.finished.append(message.text or "")
+
+
+async def test_a_message_whose_client_gives_up_is_still_handled() -> None:
+    channel = KefuRestInput.from_credentials({"token": "", "env": "local"})
+    async with SlowServer(channel) as server:
+        timeout = aiohttp.ClientTimeout(total=0.1)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            with pytest.raises(asyncio.TimeoutError):
+                await http.post(
+                    f"{server.url}/webhooks/rest/webhook",
+                    json={"sender": "impatient-1", "message": "还在吗"},
+                )
+        await asyncio.sleep(SlowServer.delay + 0.5)
+        assert server.finished == ["还在吗"]  # handled to the end: stored with its answer
