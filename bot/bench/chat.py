@@ -7,7 +7,7 @@ and the latency of turns 1-20 against turns 101-120 of one long conversation. Ke
 are judged against the issue's targets. Optional: a soak (many slow conversations for minutes;
 every message sent must be in Rasa's tracker afterwards), 1 against N Rasa instances behind
 HAProxy (the scale-out stack), and py-spy profiles of the concurrent phase. The worst reply
-wait of the last rolling deploy (var/bench/deploy.json) is reported when present.
+wait of the last deploys under load (var/bench/deploy*.json) is reported when present.
 """
 
 from __future__ import annotations
@@ -539,18 +539,36 @@ def measure_instances(
     }
 
 
+DEPLOY_FILES = ("deploy.json", "deploy-rolling.json")
+"""What `tests/e2e/test_rolling_deploy.py` writes: one Rasa, then two instances rolling."""
+
+
 def read_deploy(settings: Settings) -> dict[str, Any] | None:
-    """The last rolling deploy's figures from var/bench/deploy.json, if it is there."""
-    path = settings.var_dir / "bench" / "deploy.json"
-    try:
-        payload = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+    """The last deploys' figures from var/bench/deploy*.json: the worst wait of them all.
+
+    `runs` keeps each file's own figures; None when no file is there.
+    """
+    runs: dict[str, dict[str, Any]] = {}
+    for name in DEPLOY_FILES:
+        try:
+            payload = json.loads((settings.var_dir / "bench" / name).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        results = payload.get("results", payload) if isinstance(payload, dict) else None
+        if isinstance(results, dict):
+            keys = ("worst_wait_seconds", "failed", "messages")
+            runs[name.removesuffix(".json")] = {k: results.get(k) for k in keys} | {
+                "measured_at": payload.get("measured_at")
+            }
+    if not runs:
         return None
-    results = payload.get("results", payload) if isinstance(payload, dict) else None
-    if not isinstance(results, dict):
-        return None
-    keys = ("worst_wait_seconds", "failed", "messages")
-    return {k: results.get(k) for k in keys} | {"measured_at": payload.get("measured_at")}
+    waits = [run["worst_wait_seconds"] for run in runs.values()]
+    return {
+        "worst_wait_seconds": max(waits) if None not in waits else None,
+        "failed": sum(int(run["failed"] or 0) for run in runs.values()),
+        "messages": sum(int(run["messages"] or 0) for run in runs.values()),
+        "runs": runs,
+    }
 
 
 def assemble(

@@ -174,7 +174,7 @@ def extra_rows(results: Mapping[str, Any]) -> list[Row]:
         worst = deploy.get("worst_wait_seconds")
         rows.append(
             Row(
-                f"rolling deploy: worst wait (s), {deploy.get('failed')} failed",
+                f"deploys under load: worst wait (s), {deploy.get('failed')} failed",
                 _fmt(worst, 2),
                 "",
                 "",
