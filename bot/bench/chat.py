@@ -519,7 +519,8 @@ def measure_instances(
     for count in (1, plan.instances):
         folder = scratch / f"scaleout-{count}"
         run = scratch_settings(settings, folder).model_copy(update={"rasa_instances": count})
-        with ScaleOutStack(run, model, prepare=_prepare) as scaleout:
+        # a throwaway stack: its engines' data goes when it stops (durable=False)
+        with ScaleOutStack(run, model, prepare=_prepare, durable=False) as scaleout:
             stack = json.loads(scaleout.stack_file.read_text("utf-8"))
             bot = Bot(f"kefu-{count}", str(stack["balancer_url"]).rstrip("/"), MESSAGES)
             asyncio.run(alternating([bot], 10, f"warm-{uuid.uuid4().hex[:6]}", 5))
