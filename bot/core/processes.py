@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from bot.core.running import Running
 from bot.core.settings import PROJECT_ROOT, Settings
 from bot.core.training import rasa_process_environment
 from kefu_shared.process_state import is_alive
@@ -202,24 +202,12 @@ def rasa_service_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-class ServiceGroup:
+class ServiceGroup(Running):
     """Runs services as child processes; stops every one of them on exit."""
 
     def __init__(self, services: list[Service], settings: Settings) -> None:
         self.services = services
         self.settings = settings
-
-    def __enter__(self) -> ServiceGroup:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 240.0) -> None:
         """Starts every service and waits until all are healthy."""

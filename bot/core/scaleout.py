@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from bot.core.local_servers import (
     HAProxyServer,
@@ -38,6 +37,7 @@ from bot.core.processes import (
     app_services,
     rasa_service,
 )
+from bot.core.running import Running
 from bot.core.settings import Settings
 
 BrokerKind = Literal["amqp", "sql"]
@@ -142,7 +142,7 @@ def scaleout_services(settings: Settings, model: Path, layout: StackLayout) -> l
     return [*workers, *instances, *app_services(settings)]
 
 
-class ScaleOutStack:
+class ScaleOutStack(Running):
     """Engines, services and HAProxy for `settings.rasa_instances` Rasa instances.
 
     `prepare(settings)` runs after the app database is migrated, before the services start
@@ -167,18 +167,6 @@ class ScaleOutStack:
         self.layout = stack_layout(settings)
         self.haproxy: HAProxyServer | None = None
         self.group: ServiceGroup | None = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def stack_file(self) -> Path:

@@ -15,8 +15,8 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from bot.core.running import Running
 
 DEBIAN_PACKAGES: dict[str, str] = {
     "postgresql": "initdb",
@@ -133,7 +133,7 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-class LocalServer:
+class LocalServer(Running):
     """One server process in a private folder: start, wait until ready, stop without leftovers.
 
     Subclasses give the `command`, the `url` and `is_ready`; `prepare` may create files first.
@@ -190,18 +190,6 @@ class LocalServer:
     def is_ready(self) -> bool:
         """True when the server answers (default: its port accepts connections)."""
         return port_open(self.host, self.port)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float | None = None) -> None:
         """Starts the server and blocks until it is ready; raises `LocalServerError` if not."""
